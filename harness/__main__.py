@@ -1,0 +1,3 @@
+from harness import cli
+
+cli.main()

@@ -1,0 +1,35 @@
+"""The ``harness`` console script.
+
+Each sub-command lives in its own module under :mod:`harness.commands` and registers itself
+on the app, so the owner of a feature owns its command and heavy imports (kubernetes,
+locust, pulumi) happen only when that command runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+#: Modules under harness.commands, each exposing ``register(app: typer.Typer) -> None``.
+COMMAND_MODULES: tuple[str, ...] = (
+    "check",
+    "bench",
+)
+
+
+def build_app() -> typer.Typer:
+    app = typer.Typer(
+        name="harness",
+        help="Chaos and durability harness for StatefulSet checkpoint volumes.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"harness.commands.{name}").register(app)
+    return app
+
+
+def main() -> None:
+    build_app()()

@@ -1,0 +1,162 @@
+"""What the harness reads back after recovery, in one serialisable shape.
+
+The checkers are pure functions of (history, facts). Facts are gathered once after the
+faults are healed — by reading every volume with the offline verifier (``harness verify
+--json`` prints a :class:`VolumeFacts`) and the cluster's ordinal → PVC → PV map before and
+after the run — and stored in the run folder as ``facts.json`` so ``harness check`` can
+judge a stored run again without a cluster.
+
+No cluster I/O here (import-linter contract).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal, TypeAlias, cast
+
+FACTS_FILE = "facts.json"
+
+RetentionRule: TypeAlias = Literal["Retain", "Delete"]
+
+
+class FactsError(Exception):
+    """facts.json is missing or malformed."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CheckpointFact:
+    """One directory under a final checkpoint name on a volume.
+
+    ``digest`` is the manifest's own digest (what the writer acknowledged); ``request_id``
+    the client's id carried through the POST into the manifest, so a checkpoint whose
+    request ended ``info`` can be matched to its attempt. ``problem`` says why an invalid
+    checkpoint failed validation (missing shard, size or digest mismatch, bad manifest).
+    """
+
+    ordinal: int
+    step: int
+    name: str
+    valid: bool
+    digest: str | None = None
+    request_id: str | None = None
+    problem: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class IdentityStamp:
+    """The stamp the writer puts on an empty volume at first boot."""
+
+    statefulset: str
+    namespace: str
+    ordinal: int
+    claim: str
+    volume_id: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class VolumeFacts:
+    """Everything the offline verifier found on one ordinal's volume."""
+
+    ordinal: int
+    checkpoints: tuple[CheckpointFact, ...] = ()
+    stamp: IdentityStamp | None = None
+    temp_dirs: int = 0
+    temp_bytes: int = 0
+    latest_valid_step: int | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OrdinalIdentity:
+    """Who owned what for one ordinal at one moment (read through the Kubernetes API)."""
+
+    ordinal: int
+    pod: str
+    claim: str
+    claim_uid: str
+    volume: str | None
+    node: str | None
+    volume_id: str | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RetentionPolicy:
+    """The StatefulSet's ``persistentVolumeClaimRetentionPolicy`` declared by the scenario."""
+
+    when_deleted: RetentionRule = "Retain"
+    when_scaled: RetentionRule = "Retain"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RunFacts:
+    """The whole post-recovery picture a run's checkers judge."""
+
+    volumes: tuple[VolumeFacts, ...] = ()
+    identity_before: tuple[OrdinalIdentity, ...] = ()
+    identity_after: tuple[OrdinalIdentity, ...] = ()
+    retention: RetentionPolicy = RetentionPolicy()
+    keep_last: int = 0
+    #: ordinals the scenario scaled away during the run (their claims may go, per policy)
+    scaled_down: tuple[int, ...] = ()
+
+    def to_dict(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+    def dump(self, path: Path) -> None:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True))
+        tmp.replace(path)
+
+    @staticmethod
+    def from_dict(raw: Mapping[str, object]) -> RunFacts:
+        try:
+            return RunFacts(
+                volumes=tuple(volume_facts_from_dict(v) for v in _seq(raw.get("volumes", []))),
+                identity_before=tuple(OrdinalIdentity(**_map(i)) for i in _seq(raw.get("identity_before", []))),
+                identity_after=tuple(OrdinalIdentity(**_map(i)) for i in _seq(raw.get("identity_after", []))),
+                retention=RetentionPolicy(**_map(raw.get("retention", {}))),
+                keep_last=int(cast(int, raw.get("keep_last", 0))),
+                scaled_down=tuple(int(x) for x in _seq(raw.get("scaled_down", []))),
+            )
+        except (TypeError, ValueError, KeyError) as exc:
+            raise FactsError(f"malformed facts: {exc}") from exc
+
+    @staticmethod
+    def load(path: Path) -> RunFacts:
+        try:
+            raw = json.loads(path.read_text())
+        except FileNotFoundError as exc:
+            raise FactsError(f"no facts file at {path}") from exc
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise FactsError(f"cannot read facts file {path}: {exc}") from exc
+        if not isinstance(raw, dict):
+            raise FactsError(f"facts file {path} is not a JSON object")
+        return RunFacts.from_dict(raw)
+
+
+def volume_facts_from_dict(raw: object) -> VolumeFacts:
+    """Parse one :class:`VolumeFacts` (e.g. the output of ``harness verify --json``)."""
+    m = _map(raw)
+    stamp = m.get("stamp")
+    return VolumeFacts(
+        ordinal=int(cast(int, m["ordinal"])),
+        checkpoints=tuple(CheckpointFact(**_map(c)) for c in _seq(m.get("checkpoints", []))),
+        stamp=None if stamp is None else IdentityStamp(**_map(stamp)),
+        temp_dirs=int(cast(int, m.get("temp_dirs", 0))),
+        temp_bytes=int(cast(int, m.get("temp_bytes", 0))),
+        latest_valid_step=None if m.get("latest_valid_step") is None else int(cast(int, m["latest_valid_step"])),
+    )
+
+
+def _map(raw: object) -> dict[str, object]:
+    if not isinstance(raw, dict):
+        raise TypeError(f"expected an object, got {type(raw).__name__}")
+    return {str(k): v for k, v in raw.items()}
+
+
+def _seq(raw: object) -> list[object]:
+    if not isinstance(raw, list):
+        raise TypeError(f"expected a list, got {type(raw).__name__}")
+    return raw
