@@ -14,6 +14,12 @@ import typer
 #: Modules under harness.commands, each exposing ``register(app: typer.Typer) -> None``.
 COMMAND_MODULES: tuple[str, ...] = (
     "check",
+    "verify",
+    "writer",
+    "deploy",
+    "image",
+    "load",
+    "run",
     "bench",
 )
 

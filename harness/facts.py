@@ -15,7 +15,7 @@ import dataclasses
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal, TypeAlias, cast
+from typing import Any, Literal, TypeAlias, cast
 
 FACTS_FILE = "facts.json"
 
@@ -118,7 +118,7 @@ class RunFacts:
                 identity_after=tuple(OrdinalIdentity(**_map(i)) for i in _seq(raw.get("identity_after", []))),
                 retention=RetentionPolicy(**_map(raw.get("retention", {}))),
                 keep_last=int(cast(int, raw.get("keep_last", 0))),
-                scaled_down=tuple(int(x) for x in _seq(raw.get("scaled_down", []))),
+                scaled_down=tuple(int(cast(int, x)) for x in _seq(raw.get("scaled_down", []))),
             )
         except (TypeError, ValueError, KeyError) as exc:
             raise FactsError(f"malformed facts: {exc}") from exc
@@ -150,7 +150,8 @@ def volume_facts_from_dict(raw: object) -> VolumeFacts:
     )
 
 
-def _map(raw: object) -> dict[str, object]:
+def _map(raw: object) -> dict[str, Any]:
+    """Decoded JSON object; its values are checked by the dataclass it is spread into."""
     if not isinstance(raw, dict):
         raise TypeError(f"expected an object, got {type(raw).__name__}")
     return {str(k): v for k, v in raw.items()}

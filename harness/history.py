@@ -38,7 +38,7 @@ COMPLETIONS: frozenset[str] = frozenset({"ok", "fail", "info"})
 
 #: JSON-compatible value carried by an op (kept loose on purpose: each ``f`` defines its own).
 JsonValue: TypeAlias = (
-    None | bool | int | float | str | list["JsonValue"] | dict[str, "JsonValue"]
+    bool | int | float | str | list["JsonValue"] | dict[str, "JsonValue"] | None
 )
 
 #: Name of the sub-folder of a run folder that holds one ``*.jsonl`` file per recording process.

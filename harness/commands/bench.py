@@ -26,7 +26,9 @@ def _load(spec: str) -> Callable[[Console], None]:
 
 
 def bench(
-    suites: Annotated[list[str] | None, typer.Argument(help=f"suites to run (default all): {', '.join(SUITES)}")] = None,
+    suites: Annotated[
+        list[str] | None, typer.Argument(help=f"suites to run (default all): {', '.join(SUITES)}")
+    ] = None,
 ) -> None:
     """Run the benchmarks and print figures with their baselines."""
     chosen = suites or list(SUITES)
