@@ -32,6 +32,11 @@ def build_app() -> typer.Typer:
         add_completion=False,
         pretty_exceptions_enable=False,
     )
+
+    @app.callback()
+    def _root() -> None:
+        """Chaos and durability harness for StatefulSet checkpoint volumes."""
+
     for name in COMMAND_MODULES:
         importlib.import_module(f"harness.commands.{name}").register(app)
     return app
