@@ -19,7 +19,6 @@ COMMAND_MODULES: tuple[str, ...] = (
     "deploy",
     "image",
     "load",
-    "run",
     "bench",
 )
 
