@@ -1,0 +1,78 @@
+"""One ApiClient per cluster, built from a kubeconfig file and context.
+
+Every harness module that talks to a cluster gets its client here, so a wrong kubeconfig or
+context is reported once, as one line that says how to fix it, instead of as a stack trace
+from deep inside the kubernetes package. ``new_client_from_config`` is used (not
+``load_kube_config``) so that two clusters in one process never share global state.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import yaml
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
+
+
+class KubeconfigError(Exception):
+    """The kubeconfig or context cannot give us a client; the message is one actionable line."""
+
+
+def default_kubeconfig_path() -> Path:
+    """What kubectl would read: the first file in $KUBECONFIG, else ~/.kube/config."""
+    env = os.environ.get("KUBECONFIG", "")
+    for part in env.split(os.pathsep):
+        if part:
+            return Path(part).expanduser()
+    return Path("~/.kube/config").expanduser()
+
+
+def context_names(kubeconfig: Path) -> list[str]:
+    """The context names in a kubeconfig, checked for the shape kubectl expects."""
+    try:
+        text = kubeconfig.read_text()
+    except FileNotFoundError:
+        raise KubeconfigError(
+            f"kubeconfig {kubeconfig} does not exist; pass --kubeconfig PATH or set KUBECONFIG"
+        ) from None
+    except OSError as exc:
+        raise KubeconfigError(
+            f"kubeconfig {kubeconfig} cannot be read ({exc.strerror}); pass --kubeconfig PATH"
+        ) from exc
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise KubeconfigError(f"kubeconfig {kubeconfig} is not valid YAML ({_first_line(exc)})") from exc
+    if not isinstance(doc, dict) or not isinstance(doc.get("contexts"), list):
+        raise KubeconfigError(f"kubeconfig {kubeconfig} has no 'contexts' list; is it really a kubeconfig?")
+    names: list[str] = []
+    for entry in doc["contexts"]:
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+            names.append(entry["name"])
+    return names
+
+
+def new_api_client(kubeconfig: Path | None = None, context: str | None = None) -> k8s_client.ApiClient:
+    """A client for one cluster; ``None`` means kubectl's defaults (file and current-context)."""
+    path = kubeconfig if kubeconfig is not None else default_kubeconfig_path()
+    names = context_names(path)
+    if context is not None and context not in names:
+        known = ", ".join(names) if names else "none"
+        raise KubeconfigError(f"context {context!r} is not in {path} (contexts: {known}); pass --context NAME")
+    try:
+        api: k8s_client.ApiClient = k8s_config.new_client_from_config(  # type: ignore[no-untyped-call]
+            config_file=str(path), context=context, persist_config=False
+        )
+    except k8s_config.ConfigException as exc:
+        raise KubeconfigError(f"kubeconfig {path}: {_first_line(exc)}") from exc
+    except (TypeError, KeyError, ValueError) as exc:
+        # The loader indexes into the document without checking its shape first.
+        raise KubeconfigError(f"kubeconfig {path} is malformed ({type(exc).__name__}: {exc})") from exc
+    return api
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
