@@ -21,6 +21,7 @@ This module does no cluster I/O (an import-linter contract keeps it so).
 from __future__ import annotations
 
 import dataclasses
+import heapq
 import json
 import logging
 import os
@@ -152,7 +153,12 @@ class HistoryWriter:
             error=error,
         )
         self._seq += 1
-        os.write(self._fd, (op.to_json() + "\n").encode())
+        data = (op.to_json() + "\n").encode()
+        # A regular-file write is normally whole; if the kernel ever returns short (signal,
+        # nearly full disk), finish the line rather than leave a torn line mid-file.
+        written = os.write(self._fd, data)
+        while written < len(data):
+            written += os.write(self._fd, data[written:])
         if self._fsync:
             os.fsync(self._fd)
         return op
@@ -206,19 +212,19 @@ def history_files(run_or_history_dir: Path) -> list[Path]:
 def read_history(source: Path | Iterable[Path]) -> list[Op]:
     """Read and merge history files into one list ordered by wall time, re-indexed 0..n-1.
 
-    ``source`` is a run folder, a history folder, a single file, or several files. Ties keep
-    each file's own order (the sort is stable and files are read in name order).
+    ``source`` is a run folder, a history folder, a single file, or several files. Each
+    file's own order is kept; time ties between files go to the earlier file (name order).
     """
     if isinstance(source, Path):
         files = [source] if source.is_file() else history_files(source)
     else:
         files = list(source)
-    ops: list[tuple[float, int, int, Op]] = []
-    for file_no, path in enumerate(files):
-        for op in _read_file(path):
-            ops.append((op.time, file_no, op.index, op))
-    ops.sort(key=lambda t: (t[0], t[1], t[2]))
-    return [dataclasses.replace(op, index=i) for i, (_, _, _, op) in enumerate(ops)]
+    # Merge, never re-sort, each file: a process's own order is the truth for pairing even
+    # if its wall clock stepped back (NTP), and heapq.merge keeps each input's order while
+    # breaking time ties by file order.
+    per_file = [list(_read_file(path)) for path in files]
+    merged = heapq.merge(*per_file, key=lambda op: op.time)
+    return [dataclasses.replace(op, index=i) for i, op in enumerate(merged)]
 
 
 def pair(ops: Iterable[Op]) -> list[Pair]:

@@ -1,0 +1,77 @@
+"""Run checkers by name and combine their verdicts, Jepsen's ``compose``.
+
+Names are resolved before anything runs, so a typo fails fast instead of after a long
+check. A checker that raises yields ``"unknown"`` carrying the error — a crashed checker
+is never a pass, and never hides the other checkers' answers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+
+from harness import facts, history
+from harness.checkers import availability, durability, expect, identity, perf, verdict
+
+Checker = Callable[[Sequence[history.Op], facts.RunFacts, expect.Expectations], verdict.Verdict]
+
+CHECKERS: Mapping[str, Checker] = {
+    "durability": durability.check,
+    "identity": identity.check,
+    "availability": availability.check,
+    "perf": perf.check,
+}
+
+
+class UnknownCheckerError(ValueError):
+    """A checker name that is not registered."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Composed:
+    valid: verdict.Validity
+    verdicts: Mapping[str, verdict.Verdict]
+
+    @property
+    def summary(self) -> str:
+        words = [f"{name}: {verdict.describe(v.valid)}" for name, v in self.verdicts.items()]
+        return f"{verdict.describe(self.valid)} ({', '.join(words)})"
+
+    def to_dict(self) -> dict[str, object]:
+        return {"valid": self.valid, "summary": self.summary,
+                "checkers": {name: v.to_dict() for name, v in self.verdicts.items()}}
+
+
+def resolve(names: Sequence[str] | None, registry: Mapping[str, Checker] = CHECKERS) -> list[str]:
+    """The checker names to run (all when None), in order, without repeats; raises on unknown."""
+    chosen = list(registry) if names is None else list(dict.fromkeys(names))
+    if not chosen:
+        raise UnknownCheckerError("no checker chosen")
+    unknown = [n for n in chosen if n not in registry]
+    if unknown:
+        raise UnknownCheckerError(f"unknown checker {', '.join(map(repr, unknown))}; known: {', '.join(registry)}")
+    return chosen
+
+
+def compose(
+    names: Sequence[str] | None,
+    ops_: Sequence[history.Op],
+    run: facts.RunFacts,
+    exp: expect.Expectations | None = None,
+    *,
+    registry: Mapping[str, Checker] = CHECKERS,
+) -> Composed:
+    chosen = resolve(names, registry)
+    e = exp if exp is not None else expect.Expectations()
+    results: dict[str, verdict.Verdict] = {}
+    for name in chosen:
+        try:
+            results[name] = registry[name](ops_, run, e)
+        except Exception as exc:  # a crashed checker is "unknown", with its error, never a pass
+            results[name] = verdict.Verdict(
+                verdict.UNKNOWN,
+                f"checker crashed: {type(exc).__name__}: {exc}",
+                {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()},
+            )
+    return Composed(verdict.combine(v.valid for v in results.values()), results)
