@@ -16,12 +16,15 @@ import random
 import time
 import tracemalloc
 from collections.abc import Callable
+from typing import TypeVar
 
 from rich.console import Console
 from rich.table import Table
 
 from harness import facts, history
-from harness.checkers import durability, expect, synth
+from harness.checkers import durability, expect, synth, verdict
+
+T = TypeVar("T")
 
 N_OPS = 1_000_000
 N_ORDINALS = 64
@@ -52,7 +55,7 @@ def build(n_ops: int = N_OPS, n_ordinals: int = N_ORDINALS, seed: int = 2) -> tu
     return b.ops[:n_ops], b.facts(range(n_ordinals))
 
 
-def _timed(fn: Callable[[], object]) -> tuple[float, object]:
+def _timed(fn: Callable[[], T]) -> tuple[float, T]:
     gc.collect()
     start = time.perf_counter()
     out = fn()
@@ -61,15 +64,14 @@ def _timed(fn: Callable[[], object]) -> tuple[float, object]:
 
 def run(console: Console) -> None:
     with console.status(f"building a {N_OPS:,}-op history over {N_ORDINALS} ordinals"):
-        t_build, built = _timed(build)
-    ops_, run_facts = built  # type: ignore[misc]
+        t_build, (ops_, run_facts) = _timed(build)
     n = len(ops_)
     exp = expect.Expectations()
     with console.status("baseline: pairing every op (history.pair)"):
         t_pair, _ = _timed(lambda: history.pair(ops_))
     with console.status("durability checker (timed)"):
         t_dur, v = _timed(lambda: durability.check(ops_, run_facts, exp))
-    assert isinstance(v, durability.verdict.Verdict)
+    assert isinstance(v, verdict.Verdict)
     with console.status("durability checker again under tracemalloc (memory)"):
         gc.collect()
         tracemalloc.start()
