@@ -1,9 +1,84 @@
-"""`harness check` (being built; registers nothing yet)."""
+"""``harness check RUN_DIR``: judge a stored run again, without a cluster.
+
+Reads the run's history, facts.json and run.json (its declared expectations), re-runs the
+checkers and prints their verdicts. It never rewrites the evidence or the live run's
+results.json; ``--write`` stores this check's verdicts as results.check.json beside them.
+
+Exit codes: 0 every verdict valid, 1 any invalid (the system deviated), 2 unknown or the
+input could not be read (the run or the harness is at fault, not the system).
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+EXIT_VALID = 0
+EXIT_INVALID = 1
+EXIT_UNKNOWN = 2
+
+
+def check(
+    run_dir: Annotated[Path, typer.Argument(help="a run folder, e.g. reports/latest or reports/<utc>-<scenario>")],
+    checker: Annotated[
+        list[str] | None,
+        typer.Option("--checker", "-c", help="checker to run (repeatable; default all)"),
+    ] = None,
+    write: Annotated[
+        bool, typer.Option("--write", help="also store the verdicts as RUN_DIR/results.check.json")
+    ] = False,
+) -> None:
+    """Re-run the checkers on a stored run and print their verdicts."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from harness import checkers, store
+    from harness.checkers import verdict
+
+    def fail(message: str) -> typer.Exit:
+        typer.echo(f"error: {message}", err=True)
+        return typer.Exit(EXIT_UNKNOWN)
+
+    try:
+        names = checkers.resolve(checker)
+    except checkers.UnknownCheckerError as exc:
+        raise fail(str(exc)) from None
+    try:
+        run = store.open_run(run_dir)
+        expectations = checkers.Expectations.from_dict(run.info.expectations)
+        run_facts = run.facts()
+        ops_ = run.history()
+    except store.StoreError as exc:
+        raise fail(str(exc)) from None
+    except ValueError as exc:
+        raise fail(f"{run_dir / store.RUN_FILE}: {exc}") from None
+
+    composed = checkers.compose(names, ops_, run_facts, expectations)
+    console = Console()
+    info = run.info
+    table = Table(title=Text(f"{info.name}: {len(ops_):,} ops, seed {info.seed}, {info.cluster_kind} cluster"))
+    table.add_column("checker")
+    table.add_column("verdict")
+    table.add_column("summary", overflow="fold")
+    styles = {"valid": "green", "INVALID": "bold red", "unknown": "yellow"}
+    for name, v in composed.verdicts.items():
+        word = verdict.describe(v.valid)
+        table.add_row(name, Text(word, style=styles[word]), Text(v.summary))  # summaries are text, not markup
+    console.print(table)
+    console.print(f"overall: {verdict.describe(composed.valid)}")
+    if write:
+        try:
+            path = run.write_check_results(composed.to_dict())
+        except OSError as exc:
+            raise fail(f"cannot write {run_dir / store.CHECK_RESULTS_FILE}: {exc.strerror or exc}") from None
+        console.print(f"wrote {path}")
+    if composed.valid is True:
+        raise typer.Exit(EXIT_VALID)
+    raise typer.Exit(EXIT_INVALID if composed.valid is False else EXIT_UNKNOWN)
 
 
 def register(app: typer.Typer) -> None:
-    """Adds nothing until the command lands."""
+    app.command("check")(check)
