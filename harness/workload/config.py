@@ -1,0 +1,139 @@
+"""The writer's settings: who this pod is (from the downward API) and how it writes.
+
+Precedence is CLI flag > environment > default; the pod spec sets the environment, a
+developer or a test the flags.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Final, Literal, get_args
+
+GIB: Final = 1024**3
+DEFAULT_MAX_BYTES: Final = 4 * GIB
+DEFAULT_KEEP_LAST: Final = 3
+DEFAULT_PORT: Final = 8080
+DEFAULT_HOST: Final = "0.0.0.0"
+MAX_SHARDS: Final = 1024
+
+#: Publish-protocol steps a NEGATIVE CONTROL may skip (tests only; see durability.md):
+#:   file-fsync     no fsync of shards and manifest      -> empty/short files after power loss
+#:   flush          last chunk written after the fsync   -> lost tail after power loss
+#:   tmpdir-fsync   no fsync of the temp dir             -> published dir missing entries
+#:   parent-fsync   no fsync of the parent after rename  -> acknowledged checkpoint undone
+#:   atomic-rename  write in place under the final name  -> torn checkpoint visible after any crash
+ProtocolStep = Literal["file-fsync", "flush", "tmpdir-fsync", "parent-fsync", "atomic-rename"]
+PROTOCOL_STEPS: Final[tuple[ProtocolStep, ...]] = get_args(ProtocolStep)
+UNSAFE_SKIP_ENV: Final = "WRITER_UNSAFE_SKIP"
+
+_ORDINAL_SUFFIX: Final = re.compile(r"^(?P<set>.+)-(?P<ordinal>\d+)$")
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message says which and how to fix it."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PodIdentity:
+    """Who this pod is supposed to be, from its own spec; compared with the volume's stamp."""
+
+    pod: str
+    namespace: str
+    statefulset: str
+    ordinal: int
+    claim: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WriterConfig:
+    data_dir: Path
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    keep_last: int = DEFAULT_KEEP_LAST
+    max_bytes: int = DEFAULT_MAX_BYTES
+    unsafe_skip: frozenset[ProtocolStep] = frozenset()
+    #: threads that write shards of large checkpoints in parallel (shared by all requests)
+    shard_workers: int = 4
+
+
+def pod_identity_from_env(env: Mapping[str, str]) -> PodIdentity:
+    pod = env.get("POD_NAME", "").strip()
+    if not pod:
+        raise ConfigError("POD_NAME is not set: set it from the downward API (fieldRef metadata.name)")
+    m = _ORDINAL_SUFFIX.match(pod)
+    raw_index = env.get("POD_INDEX", "").strip()
+    if raw_index:
+        if not raw_index.isdigit():
+            raise ConfigError(f"POD_INDEX={raw_index!r} is not a non-negative integer")
+        ordinal = int(raw_index)
+    elif m:
+        ordinal = int(m.group("ordinal"))
+    else:
+        raise ConfigError(f"cannot tell the ordinal: POD_INDEX is unset and POD_NAME={pod!r} has no -<ordinal> suffix")
+    statefulset = env.get("STATEFULSET_NAME", "").strip()
+    if not statefulset:
+        if not m:
+            raise ConfigError(f"STATEFULSET_NAME is unset and POD_NAME={pod!r} is not <statefulset>-<ordinal>")
+        statefulset = m.group("set")
+    namespace = env.get("POD_NAMESPACE", "").strip() or "default"
+    template = env.get("CLAIM_TEMPLATE", "").strip() or "data"
+    return PodIdentity(pod, namespace, statefulset, ordinal, f"{template}-{pod}")
+
+
+def parse_unsafe_skip(raw: str) -> frozenset[ProtocolStep]:
+    steps: set[ProtocolStep] = set()
+    for part in (p.strip() for p in raw.split(",")):
+        if not part:
+            continue
+        if part not in PROTOCOL_STEPS:
+            raise ConfigError(f"unknown protocol step {part!r} to skip; known: {', '.join(PROTOCOL_STEPS)}")
+        steps.add(part)
+    return frozenset(steps)
+
+
+def env_int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not an integer") from None
+    if value < minimum:
+        raise ConfigError(f"{name}={value} must be >= {minimum}")
+    return value
+
+
+def writer_config(
+    env: Mapping[str, str],
+    data_dir: Path,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    keep_last: int | None = None,
+    max_bytes: int | None = None,
+    unsafe_skip: str | None = None,
+    shard_workers: int = 4,
+) -> WriterConfig:
+    """Flags (non-None arguments) override the environment, which overrides the defaults."""
+    cfg = WriterConfig(
+        data_dir=data_dir,
+        host=host if host is not None else (env.get("LISTEN_HOST", "").strip() or DEFAULT_HOST),
+        port=port if port is not None else env_int(env, "LISTEN_PORT", DEFAULT_PORT),
+        keep_last=keep_last if keep_last is not None else env_int(env, "KEEP_LAST", DEFAULT_KEEP_LAST),
+        max_bytes=max_bytes if max_bytes is not None else env_int(env, "MAX_CHECKPOINT_BYTES", DEFAULT_MAX_BYTES, 1),
+        unsafe_skip=parse_unsafe_skip(unsafe_skip if unsafe_skip is not None else env.get(UNSAFE_SKIP_ENV, "")),
+        shard_workers=shard_workers,
+    )
+    if cfg.keep_last < 0:
+        raise ConfigError(f"keep-last {cfg.keep_last} must be >= 0 (0 keeps every checkpoint)")
+    if cfg.max_bytes < 1:
+        raise ConfigError(f"max-bytes {cfg.max_bytes} must be >= 1")
+    if not 0 <= cfg.port <= 65535:
+        raise ConfigError(f"port {cfg.port} must be 0..65535 (0 picks a free port)")
+    if cfg.shard_workers < 1:
+        raise ConfigError(f"shard workers {cfg.shard_workers} must be >= 1")
+    return cfg

@@ -1,0 +1,88 @@
+"""``harness writer serve``: the process that runs in every pod.
+
+Order of events: refuse a missing or read-only data dir (one line, exit 2); bind and log
+``listening`` with the real port (port 0 picks a free one); boot in the background (identity,
+then recovery, then ``ready``); on SIGTERM/SIGINT stop accepting, let in-flight checkpoints
+finish (they were promised an answer) and exit 0.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from types import FrameType
+from typing import Final
+
+from harness.workload import app, config, events, fsutil, server
+
+#: Kubernetes' default grace period is 30 s; finish in-flight writes well inside it
+DRAIN_SECONDS: Final = 20.0
+
+
+def check_data_dir(data_dir: Path) -> None:
+    """Raise ConfigError with one line when the writer could not possibly use ``data_dir``."""
+    if not data_dir.exists():
+        raise config.ConfigError(f"data dir {data_dir} does not exist: mount the volume there or pass --data-dir")
+    if not data_dir.is_dir():
+        raise config.ConfigError(f"data dir {data_dir} is not a directory: pass the volume's mount point")
+    if os.statvfs(data_dir).f_flag & os.ST_RDONLY or not os.access(data_dir, os.W_OK | os.X_OK):
+        raise config.ConfigError(f"data dir {data_dir} is read-only: the writer needs a writable volume")
+
+
+def serve(
+    cfg: config.WriterConfig,
+    env: Mapping[str, str],
+    log: events.EventLog | None = None,
+    disk: fsutil.Disk | None = None,
+) -> int:
+    """Run until a signal; returns the exit code. ConfigError propagates (the CLI prints it)."""
+    log = log if log is not None else events.EventLog()
+    pod = config.pod_identity_from_env(env)
+    check_data_dir(cfg.data_dir)
+    writer = app.WriterApp(cfg, pod, log, disk)
+    if cfg.unsafe_skip:
+        log.event(
+            "UNSAFE-PROTOCOL",
+            level="warning",
+            skipped=sorted(cfg.unsafe_skip),
+            note="NEGATIVE CONTROL: this writer skips publish-protocol steps and WILL lose or tear checkpoints",
+        )
+    try:
+        httpd = server.WriterHTTPServer(cfg.host, cfg.port, writer)
+    except OSError as exc:
+        raise config.ConfigError(f"cannot listen on {cfg.host}:{cfg.port}: {exc.strerror}") from exc
+    stop = threading.Event()
+
+    def _on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.event("signal", signal=signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    host, port = httpd.server_address[:2]
+    log.event(
+        "listening", host=str(host), port=int(port), ordinal=pod.ordinal, pod=pod.pod, epoch=writer.epoch,
+        data_dir=str(cfg.data_dir), keep_last=cfg.keep_last, max_bytes=cfg.max_bytes, pid=os.getpid(),
+        pod_identity=dataclasses.asdict(pod),
+    )
+    http_thread = server.start(httpd)
+    threading.Thread(target=_boot_then_watch, args=(writer, stop), name="boot", daemon=True).start()
+    stop.wait()
+    code = 1 if writer.fatal.is_set() else 0
+    log.event("stopping", draining_seconds=DRAIN_SECONDS)
+    drained = writer.stop(DRAIN_SECONDS)
+    httpd.shutdown()
+    http_thread.join(timeout=5)
+    httpd.server_close()
+    log.event("stopped", drained=drained, exit_code=code)
+    return code
+
+
+def _boot_then_watch(writer: app.WriterApp, stop: threading.Event) -> None:
+    writer.boot()
+    if writer.fatal.is_set():
+        stop.set()

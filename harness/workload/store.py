@@ -1,0 +1,332 @@
+"""The checkpoint store: the publish protocol of durability.md, step by step, and retention.
+
+Publishing one checkpoint (the numbers are durability.md's steps):
+
+1. ``mkdir`` a unique temp dir ``.tmp-<step>-<hex>`` beside the final name (same filesystem).
+2. write every shard, ``fsync`` each (no user-space buffer: ``os.write`` loops, so there is
+   nothing to flush), hashing the bytes as they go.
+3. write MANIFEST.json last (names, sizes, digests, step, ordinal, epoch, its own digest), fsync.
+4. fsync the temp dir.
+5. rename it to ``step-%012d`` — renameat2(RENAME_NOREPLACE), a final name is never reused.
+6. fsync the parent.
+7. only then return :class:`Published` (the HTTP layer answers 200).
+
+Errors before step 5 remove the temp dir and report ``published=False`` (507 for ENOSPC /
+EDQUOT, 500 otherwise); an fsync error is never retried. Once the rename has happened the
+checkpoint is visible, so a failing parent fsync gets an *indeterminate* answer (520): the
+store tries to move it back out of sight, but cannot promise what a crash will show.
+
+Retention (keep the newest K valid checkpoints) runs in a background reaper after a publish
+is durable, so deleting never precedes the new checkpoint's durability and never costs the
+acknowledged request an extra fsync. The reaper renames a victim to a temp name, fsyncs the
+parent once per batch, then deletes — a crash mid-delete leaves a temp dir (removed at boot),
+never a half-deleted directory under a final name. Torn checkpoints are never reaped: they
+are evidence for the checkers.
+
+Concurrency: step reservation is one short critical section; shards of large checkpoints are
+written in parallel on a shared thread pool; different checkpoints proceed concurrently.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import errno
+import secrets
+import threading
+import time
+from pathlib import Path
+from typing import Final
+
+import blake3
+
+from harness.workload import config, events, fsutil, layout, manifest, payload, recovery
+
+#: HTTP status for "the checkpoint may or may not be published" (outside the writer contract's
+#: list of definite failures, so a client records the op as indeterminate)
+INDETERMINATE_STATUS: Final = 520
+_NO_SPACE: Final = frozenset({errno.ENOSPC, errno.EDQUOT})
+#: below this many bytes a checkpoint is written in the request thread (handing off costs more)
+PARALLEL_MIN_BYTES: Final = 4 * 1024 * 1024
+
+
+class PublishError(Exception):
+    """The checkpoint was not acknowledged; ``published`` says whether it is certainly absent."""
+
+    def __init__(self, status: int, message: str, published: bool | None = False) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.published = published
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Published:
+    ordinal: int
+    step: int
+    digest: str
+    bytes: int
+    epoch: str
+    durable_at: float
+    request_id: str | None
+
+
+class _Cancelled(Exception):
+    """A sibling shard failed; stop writing this one."""
+
+
+class CheckpointStore:
+    def __init__(
+        self,
+        ckdir: Path,
+        *,
+        ordinal: int,
+        volume_id: str,
+        epoch: str,
+        recovered: recovery.RecoveryReport,
+        keep_last: int = config.DEFAULT_KEEP_LAST,
+        unsafe_skip: frozenset[config.ProtocolStep] = frozenset(),
+        log: events.EventLog | None = None,
+        disk: fsutil.Disk | None = None,
+        shard_workers: int = 4,
+        chunk_bytes: int = payload.CHUNK_BYTES,
+    ) -> None:
+        self.ckdir = ckdir
+        self.ordinal = ordinal
+        self.volume_id = volume_id
+        self.epoch = epoch
+        self.keep_last = keep_last
+        self.unsafe_skip = unsafe_skip
+        self._log = log if log is not None else events.EventLog()
+        self._disk = disk if disk is not None else fsutil.Disk()
+        self._chunk = chunk_bytes
+        self._lock = threading.Lock()
+        self._catalog: dict[int, recovery.Entry] = {e.step: e for e in recovered.entries}
+        self._reserved = recovered.highest_step
+        self._in_flight = 0
+        self._idle = threading.Condition(self._lock)
+        self._pool = concurrent.futures.ThreadPoolExecutor(max(1, shard_workers), thread_name_prefix="shard")
+        self._parallel = shard_workers > 1
+        self._reap_wanted = threading.Event()
+        self._closing = False
+        self._reaper = threading.Thread(target=self._reap_loop, name="reaper", daemon=True)
+        self._reaper.start()
+        if keep_last:
+            self._reap_wanted.set()
+
+    # ---- queries -------------------------------------------------------------------------
+    def entries(self) -> list[recovery.Entry]:
+        with self._lock:
+            return [self._catalog[s] for s in sorted(self._catalog)]
+
+    def latest_valid_step(self) -> int | None:
+        with self._lock:
+            return max((s for s, e in self._catalog.items() if e.valid), default=None)
+
+    def has(self, step: int) -> bool:
+        with self._lock:
+            return step in self._catalog
+
+    # ---- publishing ----------------------------------------------------------------------
+    def reserve(self, step: int | None) -> int:
+        """Claim a step: explicit ones must exceed every published or reserved step."""
+        with self._lock:
+            if self._closing:
+                raise PublishError(503, "writer is shutting down; nothing was published")
+            if step is None:
+                step = self._reserved + 1
+            elif step <= self._reserved:
+                raise PublishError(409, f"step {step} is not greater than the last published or reserved step "
+                                        f"{self._reserved}; use a larger step or omit it")
+            if step > layout.MAX_STEP:
+                raise PublishError(409, f"step {step} exceeds the largest step {layout.MAX_STEP}")
+            self._reserved = step
+            self._in_flight += 1
+            return step
+
+    def publish(self, step: int | None, nbytes: int, shards: int, request_id: str | None = None) -> Published:
+        step = self.reserve(step)
+        try:
+            return self._publish(step, nbytes, shards, request_id)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+                self._idle.notify_all()
+
+    def _publish(self, step: int, nbytes: int, shards: int, request_id: str | None) -> Published:
+        started = time.monotonic()
+        skip = self.unsafe_skip
+        final = self.ckdir / layout.final_name(step)
+        in_place = "atomic-rename" in skip
+        work = final if in_place else self.ckdir / layout.temp_name(step, secrets.token_hex(4))
+        try:
+            self._disk.mkdir(work)
+            files = self._write_shards(work, step, _split(nbytes, shards))
+            m = manifest.Manifest(step, self.ordinal, self.epoch, self.volume_id, time.time(), request_id, files)
+            self._write_file(work / layout.MANIFEST_NAME, m.encode())
+            if "tmpdir-fsync" not in skip:
+                self._disk.fsync_dir(work)
+            if not in_place:
+                self._disk.rename_noreplace(work, final)
+        except OSError as exc:
+            self._disk.remove_tree(work)
+            status = 507 if exc.errno in _NO_SPACE else 500
+            what = "no space left on the volume" if status == 507 else f"I/O error: {exc}"
+            self._log.event("checkpoint.failed", step=step, status=status, error=str(exc), published=False)
+            raise PublishError(status, f"step {step}: {what}; nothing was published") from exc
+        try:
+            if "parent-fsync" not in skip:
+                self._disk.fsync_dir(self.ckdir)
+        except OSError as exc:
+            hidden = self._unpublish(final, step)
+            if not hidden:  # still under its final name with complete contents: list it
+                entry = recovery.Entry(step, final.name, True, "written", m.digest(), request_id, nbytes)
+                with self._lock:
+                    self._catalog[step] = entry
+            self._log.event("checkpoint.indeterminate", step=step, error=str(exc), moved_out_of_sight=hidden)
+            raise PublishError(
+                INDETERMINATE_STATUS,
+                f"step {step}: parent directory fsync failed after the rename ({exc}); durability unknown",
+                published=None,
+            ) from exc
+        durable_at = time.time()
+        digest = m.digest()
+        entry = recovery.Entry(step, final.name, True, "written", digest, request_id, nbytes)
+        with self._lock:
+            self._catalog[step] = entry
+        if self.keep_last:
+            self._reap_wanted.set()
+        self._log.event(
+            "checkpoint.published", step=step, bytes=nbytes, shards=shards, digest=digest,
+            request_id=request_id, seconds=round(time.monotonic() - started, 6),
+        )
+        return Published(self.ordinal, step, digest, nbytes, self.epoch, durable_at, request_id)
+
+    def _write_shards(self, work: Path, step: int, sizes: list[int]) -> tuple[manifest.FileEntry, ...]:
+        cancel = threading.Event()
+        if not self._parallel or len(sizes) == 1 or sum(sizes) < PARALLEL_MIN_BYTES:
+            return tuple(self._write_shard(work, step, i, size, cancel) for i, size in enumerate(sizes))
+        futures = [self._pool.submit(self._write_shard, work, step, i, size, cancel) for i, size in enumerate(sizes)]
+        first_error: BaseException | None = None
+        for fut in concurrent.futures.as_completed(futures):
+            exc = fut.exception()
+            if exc is not None and not isinstance(exc, _Cancelled) and first_error is None:
+                first_error = exc
+                cancel.set()
+        if first_error is not None:
+            raise first_error
+        return tuple(f.result() for f in futures)
+
+    def _write_shard(self, work: Path, step: int, index: int, size: int, cancel: threading.Event) -> manifest.FileEntry:
+        name = layout.shard_name(index)
+        source = payload.ShardPayload(self.volume_id, self.epoch, step, index)
+        hold_tail = "flush" in self.unsafe_skip
+        h = blake3.blake3()
+        tail: bytes | None = None
+        fd = self._disk.create(work / name)
+        try:
+            offset = 0
+            while offset < size:
+                if cancel.is_set():
+                    raise _Cancelled
+                n = min(self._chunk, size - offset)
+                data = source.chunk(offset, n)
+                h.update(data)
+                offset += n
+                if hold_tail and offset >= size:
+                    tail = data  # negative control: the "buffered" tail reaches the file after fsync
+                else:
+                    self._disk.write_all(fd, data)
+            if "file-fsync" not in self.unsafe_skip:
+                self._disk.fsync(fd)
+            if tail is not None:
+                self._disk.write_all(fd, tail)
+        finally:
+            self._disk.close(fd)
+        return manifest.FileEntry(name, size, h.hexdigest())
+
+    def _write_file(self, path: Path, data: bytes) -> None:
+        fd = self._disk.create(path)
+        try:
+            self._disk.write_all(fd, data)
+            if "file-fsync" not in self.unsafe_skip:
+                self._disk.fsync(fd)
+        finally:
+            self._disk.close(fd)
+
+    def _unpublish(self, final: Path, step: int) -> bool:
+        """Move a not-durably-published checkpoint out of sight; True when that worked."""
+        try:
+            self._disk.rename(final, self.ckdir / layout.temp_name(step, secrets.token_hex(4), "failed"))
+        except OSError:
+            return False
+        return True
+
+    # ---- retention -----------------------------------------------------------------------
+    def _victims(self) -> list[recovery.Entry]:
+        with self._lock:
+            valid = sorted((s for s, e in self._catalog.items() if e.valid), reverse=True)
+            if len(valid) <= self.keep_last:
+                return []
+            keep_from = valid[self.keep_last - 1]
+            victims = [self._catalog.pop(s) for s in valid if s < keep_from]
+        return victims
+
+    def reap_now(self) -> int:
+        """One retention pass (the reaper's body); returns how many checkpoints it removed."""
+        if not self.keep_last:
+            return 0
+        victims = self._victims()
+        if not victims:
+            return 0
+        trashed: list[Path] = []
+        for v in victims:
+            trash = self.ckdir / layout.temp_name(v.step, secrets.token_hex(4), "reap")
+            try:
+                self._disk.rename(self.ckdir / v.name, trash)
+            except OSError as exc:
+                self._log.event("retention.failed", step=v.step, error=str(exc))
+                continue
+            trashed.append(trash)
+        if trashed:
+            try:
+                self._disk.fsync_dir(self.ckdir)
+            except OSError as exc:
+                self._log.event("retention.failed", error=f"parent fsync: {exc}")
+            for t in trashed:
+                self._disk.remove_tree(t)
+            self._log.event("retention.removed", steps=[v.step for v in victims], keep_last=self.keep_last)
+        return len(trashed)
+
+    def _reap_loop(self) -> None:
+        while True:
+            self._reap_wanted.wait()
+            if self._closing:
+                return
+            self._reap_wanted.clear()
+            try:
+                self.reap_now()
+            except Exception as exc:  # the reaper must outlive one bad pass; the next publish retries
+                self._log.event("retention.failed", error=repr(exc))
+
+    # ---- shutdown ------------------------------------------------------------------------
+    def close(self, drain_seconds: float = 20.0) -> bool:
+        """Refuse new checkpoints, wait for in-flight ones; True when all finished in time."""
+        deadline = time.monotonic() + drain_seconds
+        with self._lock:
+            self._closing = True
+            while self._in_flight:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._idle.wait(left)
+            drained = self._in_flight == 0
+        self._reap_wanted.set()
+        self._reaper.join(timeout=5)
+        self._pool.shutdown(wait=drained)
+        return drained
+
+
+def _split(nbytes: int, shards: int) -> list[int]:
+    base, extra = divmod(nbytes, shards)
+    return [base + (1 if i < extra else 0) for i in range(shards)]

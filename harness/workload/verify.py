@@ -1,0 +1,85 @@
+"""The offline verifier: what is on a volume directory, judged without the writer running.
+
+Reads only (never creates, fixes or deletes anything), re-hashes every byte of every
+checkpoint under a final name, and reports the result as :class:`harness.facts.VolumeFacts`
+— the shape the checkers consume (``harness verify DIR --json``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from harness import facts
+from harness.workload import fsutil, identity, layout, validate
+
+
+class VerifyInputError(ValueError):
+    """The directory cannot be verified as given (not a directory, no way to tell its ordinal)."""
+
+
+def verify_volume(data_dir: Path, ordinal: int | None = None) -> tuple[facts.VolumeFacts, list[str]]:
+    """Returns the facts and warnings (one line each) worth telling the user on stderr.
+
+    The volume's ordinal comes from its stamp; ``ordinal`` is only used when there is no
+    readable stamp (and a disagreement between the two is a warning, not an error).
+    """
+    if not data_dir.is_dir():
+        raise VerifyInputError(f"{data_dir} is not a directory; pass the volume's data directory (e.g. /data)")
+    warnings: list[str] = []
+    try:
+        stamp = identity.read_stamp(data_dir)
+    except identity.StampError as exc:
+        stamp = None
+        warnings.append(f"{data_dir}: {exc}")
+    if stamp is not None:
+        if ordinal is not None and ordinal != stamp.ordinal:
+            warnings.append(f"{data_dir}: stamp says ordinal {stamp.ordinal}, --ordinal {ordinal}; using the stamp")
+        owner = stamp.ordinal
+    elif ordinal is not None:
+        owner = ordinal
+    else:
+        raise VerifyInputError(f"{data_dir} has no readable identity stamp; pass --ordinal N to say whose volume it is")
+    ckdir = layout.checkpoints_dir(data_dir)
+    checkpoints: list[facts.CheckpointFact] = []
+    temp_dirs = temp_bytes = 0
+    names = sorted(os.listdir(ckdir)) if ckdir.is_dir() else []
+    for name in names:
+        if layout.is_temp_name(name):
+            temp_dirs += 1
+            temp_bytes += fsutil.tree_bytes(ckdir / name)
+            continue
+        step = layout.parse_final_name(name)
+        if step is None:
+            warnings.append(f"{ckdir / name}: not a checkpoint or temp dir; ignored")
+            continue
+        check = validate.check_checkpoint(ckdir / name, step, owner, "full")
+        m = check.manifest
+        checkpoints.append(
+            facts.CheckpointFact(
+                ordinal=owner,
+                step=step,
+                name=name,
+                valid=check.valid,
+                digest=m.digest() if m else None,
+                request_id=m.request_id if m else None,
+                problem=check.problem,
+            )
+        )
+    checkpoints.sort(key=lambda c: c.step)
+    latest = max((c.step for c in checkpoints if c.valid), default=None)
+    return (
+        facts.VolumeFacts(
+            ordinal=owner,
+            checkpoints=tuple(checkpoints),
+            stamp=stamp,
+            temp_dirs=temp_dirs,
+            temp_bytes=temp_bytes,
+            latest_valid_step=latest,
+        ),
+        warnings,
+    )
+
+
+def all_valid(v: facts.VolumeFacts) -> bool:
+    return all(c.valid for c in v.checkpoints)
