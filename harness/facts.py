@@ -15,7 +15,7 @@ import dataclasses
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, TypeAlias, cast
+from typing import Any, Literal, TypeAlias, TypeVar, cast
 
 FACTS_FILE = "facts.json"
 
@@ -114,9 +114,9 @@ class RunFacts:
         try:
             return RunFacts(
                 volumes=tuple(volume_facts_from_dict(v) for v in _seq(raw.get("volumes", []))),
-                identity_before=tuple(OrdinalIdentity(**_map(i)) for i in _seq(raw.get("identity_before", []))),
-                identity_after=tuple(OrdinalIdentity(**_map(i)) for i in _seq(raw.get("identity_after", []))),
-                retention=RetentionPolicy(**_map(raw.get("retention", {}))),
+                identity_before=tuple(_build(OrdinalIdentity, i) for i in _seq(raw.get("identity_before", []))),
+                identity_after=tuple(_build(OrdinalIdentity, i) for i in _seq(raw.get("identity_after", []))),
+                retention=_retention(raw.get("retention", {})),
                 keep_last=int(cast(int, raw.get("keep_last", 0))),
                 scaled_down=tuple(int(cast(int, x)) for x in _seq(raw.get("scaled_down", []))),
             )
@@ -142,12 +142,38 @@ def volume_facts_from_dict(raw: object) -> VolumeFacts:
     stamp = m.get("stamp")
     return VolumeFacts(
         ordinal=int(cast(int, m["ordinal"])),
-        checkpoints=tuple(CheckpointFact(**_map(c)) for c in _seq(m.get("checkpoints", []))),
-        stamp=None if stamp is None else IdentityStamp(**_map(stamp)),
+        checkpoints=tuple(_build(CheckpointFact, c) for c in _seq(m.get("checkpoints", []))),
+        stamp=None if stamp is None else _build(IdentityStamp, stamp),
         temp_dirs=int(cast(int, m.get("temp_dirs", 0))),
         temp_bytes=int(cast(int, m.get("temp_bytes", 0))),
         latest_valid_step=None if m.get("latest_valid_step") is None else int(cast(int, m["latest_valid_step"])),
     )
+
+
+_T = TypeVar("_T")
+_SCALARS: dict[str, tuple[type, ...]] = {
+    "int": (int,), "str": (str,), "bool": (bool,), "int | None": (int, type(None)),
+    "str | None": (str, type(None)), "RetentionRule": (str,),
+}
+
+
+def _build(cls: type[_T], raw: object) -> _T:
+    """Construct ``cls`` from a decoded JSON object, checking each scalar field's JSON type.
+
+    Without this a ``"step": "7"`` would load fine and crash a checker later with a
+    message about comparing str and int; here it is one line naming the field.
+    """
+    m = _map(raw)
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if f.name not in m:
+            continue
+        kinds = _SCALARS.get(str(f.type))
+        value = m[f.name]
+        if kinds is None:
+            continue
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            raise TypeError(f"{cls.__name__}.{f.name} should be {f.type}, got {value!r}")
+    return cls(**m)
 
 
 def _map(raw: object) -> dict[str, Any]:
@@ -155,6 +181,14 @@ def _map(raw: object) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise TypeError(f"expected an object, got {type(raw).__name__}")
     return {str(k): v for k, v in raw.items()}
+
+
+def _retention(raw: object) -> RetentionPolicy:
+    policy = _build(RetentionPolicy, raw)
+    for name in ("when_deleted", "when_scaled"):
+        if getattr(policy, name) not in ("Retain", "Delete"):
+            raise ValueError(f"retention.{name} should be Retain or Delete, got {getattr(policy, name)!r}")
+    return policy
 
 
 def _seq(raw: object) -> list[object]:

@@ -170,6 +170,7 @@ def check(ops_: Sequence[history.Op], run: facts.RunFacts, exp: expect.Expectati
         newest = max((a.step for a in oks if a.step is not None), default=None)
         excuse = retention.claim_deletion_reason(ordinal, run, exp)
         retired = 0
+        known_steps = sorted(set(valid_steps).union(a.step for a in oks if a.step is not None)) if keep_last else []
         for a in oks:
             step = a.step
             assert step is not None
@@ -184,14 +185,17 @@ def check(ops_: Sequence[history.Op], run: facts.RunFacts, exp: expect.Expectati
             elif (ordinal, step) in torn_at:
                 reason = f"acknowledged, but what is there fails validation: {torn_at[(ordinal, step)].problem}"
             else:
-                if keep_last > 0 and step != newest:
+                reason = "acknowledged, then missing"
+                if keep_last > 0 and step == newest:
+                    reason += " (newest acknowledged step: retention never excuses it)"
+                elif keep_last > 0:
                     newer = len(valid_steps) - bisect.bisect_right(valid_steps, step)
                     if newer >= keep_last:
                         retired += 1
                         continue
-                reason = "acknowledged, then missing"
-                if keep_last > 0 and step == newest:
-                    reason += " (newest acknowledged step: retention never excuses it)"
+                    if len(known_steps) - bisect.bisect_right(known_steps, step) >= keep_last:
+                        reason += (f" (keep-last-{keep_last} could have removed it only if the newer acknowledged"
+                                   f" checkpoints were there; {newer} valid newer ones are)")
             if excuse is not None:
                 found.add("excused", ordinal, step, f"{reason}; {excuse}", attempt=a)
             else:
