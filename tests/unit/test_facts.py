@@ -64,5 +64,6 @@ def test_verifier_output_parses_into_volume_facts() -> None:
            "temp_dirs": 1, "temp_bytes": 10, "latest_valid_step": 7}
     v = facts.volume_facts_from_dict(raw)
     assert v.checkpoints[0].step == 7
-    assert v.stamp is not None and v.stamp.ordinal == 2
+    assert v.stamp is not None
+    assert v.stamp.ordinal == 2
     assert v.latest_valid_step == 7

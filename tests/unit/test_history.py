@@ -73,7 +73,9 @@ def _line(index: int, type_: str = "invoke", process: str = "p", t: float = 1.0)
     return (op.to_json() + "\n").encode()
 
 
-def test_torn_last_line_is_skipped_with_a_warning_not_an_exception(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_torn_last_line_is_skipped_with_a_warning_not_an_exception(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     path = tmp_path / "p.jsonl"
     _write_lines(path, [_line(0), _line(1, "ok"), _line(2)[:25]])
     with caplog.at_level(logging.WARNING, logger="harness.history"):
