@@ -48,10 +48,6 @@ LIVENESS_PATH = "/healthz"
 #: provisioned root-owned is made group-writable by fsGroup.
 RUN_AS_ID = 10001
 
-#: How long a writer may take to come up (recovery scans every manifest on the volume) before
-#: the startup probe gives up; liveness only starts after it, so recovery is never killed.
-STARTUP_BUDGET_SECONDS = 600
-
 
 @dataclasses.dataclass(frozen=True)
 class KubeObject:
@@ -238,9 +234,9 @@ def _writer_container(spec: deploy_spec.DeploySpec) -> JsonObject:
         "volumeMounts": [{"name": spec.claim_template, "mountPath": DATA_MOUNT_PATH}],
         # Ready = recovered and serving; the harness and the PDB count on it.
         "readinessProbe": _http_probe(READINESS_PATH, period=2, timeout=2, failures=2),
-        # The startup probe holds liveness off until the server answers at all, however long
-        # boot-time recovery takes; after that only a writer silent for a minute is restarted.
-        "startupProbe": _http_probe(LIVENESS_PATH, period=2, timeout=2, failures=STARTUP_BUDGET_SECONDS // 2),
+        # /healthz answers from the first moment the process serves, recovery or not (see
+        # harness/workload/app.py), so liveness can never kill a pod mid-recovery; only a writer
+        # silent for a minute (6 x 10 s) is restarted.
         "livenessProbe": _http_probe(LIVENESS_PATH, period=10, timeout=5, failures=6),
         "securityContext": {
             "allowPrivilegeEscalation": False,

@@ -156,7 +156,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("memory_request", "--memory-request", "memoryRequest", "writer memory request ('none' to unset)"),
     Option("cpu_limit", "--cpu-limit", "cpuLimit", "writer CPU limit ('none' to unset)"),
     Option("memory_limit", "--memory-limit", "memoryLimit", "writer memory limit ('none' to unset)"),
-    Option("keep_last", "--keep-last", "keepLast", "checkpoints each writer keeps (>= 1)"),
+    Option("keep_last", "--keep-last", "keepLast", "checkpoints each writer keeps (0 = all)"),
     Option("max_checkpoint_bytes", "--max-checkpoint-size", "maxCheckpointSize", "largest checkpoint, e.g. 64Mi"),
     Option("listen_port", "--port", "listenPort", "writer HTTP port"),
 )
@@ -210,7 +210,7 @@ def parse(raw: Mapping[str, str | None], *, source: Source = "cli", base: Deploy
     take(resources, "cpu_limit", _optional_quantity)
     take(resources, "memory_limit", _optional_quantity)
     writer: dict[str, object] = {}
-    take(writer, "keep_last", _positive_int)
+    take(writer, "keep_last", _non_negative_int)
     take(writer, "max_checkpoint_bytes", quantity.parse_bytes)
     take(writer, "listen_port", _port)
     spec = dataclasses.replace(
@@ -341,13 +341,6 @@ def _non_negative_int(value: str) -> int:
     number = _int(value)
     if number < 0:
         raise ValueError(f"must be 0 or more, got {number}")
-    return number
-
-
-def _positive_int(value: str) -> int:
-    number = _int(value)
-    if number < 1:
-        raise ValueError(f"must be 1 or more, got {number}")
     return number
 
 

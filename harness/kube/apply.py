@@ -165,6 +165,30 @@ def delete(
     return True
 
 
+def delete_claims(api_client: k8s_client.ApiClient, namespace: str, label_selector: str) -> list[str]:
+    """Delete every claim matching the selector (the set's claims); returns their names."""
+    core = k8s_client.CoreV1Api(api_client)
+    try:
+        claims = core.list_namespaced_persistent_volume_claim(namespace, label_selector=label_selector).items
+    except k8s_exceptions.ApiException as exc:
+        raise ApplyError(f"cannot list claims in {namespace} ({describe_api_error(exc)})") from None
+    deleted: list[str] = []
+    for claim in claims:
+        name = claim.metadata.name if claim.metadata is not None else None
+        if not name:
+            continue
+        try:
+            core.delete_namespaced_persistent_volume_claim(name, namespace)
+        except k8s_exceptions.ApiException as exc:
+            if exc.status == 404:
+                continue
+            raise ApplyError(
+                f"PersistentVolumeClaim {namespace}/{name}: delete refused ({describe_api_error(exc)})"
+            ) from None
+        deleted.append(name)
+    return sorted(deleted)
+
+
 def contains(live: object, desired: object) -> bool:
     """True when every field of ``desired`` has the same value in ``live`` (server defaults ignored)."""
     if isinstance(desired, Mapping):

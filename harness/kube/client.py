@@ -10,10 +10,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TypeAlias
 
 import yaml
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
+from kubernetes.client import exceptions as k8s_exceptions
+from urllib3 import exceptions as urllib3_exceptions
+
+#: Re-exported so code outside harness.kube can type a client without importing kubernetes.
+ApiClient: TypeAlias = k8s_client.ApiClient
 
 
 class KubeconfigError(Exception):
@@ -73,6 +79,35 @@ def new_api_client(kubeconfig: Path | None = None, context: str | None = None) -
     return api
 
 
-def _first_line(exc: BaseException) -> str:
+def _first_line(exc: object) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+class ClusterUnreachable(Exception):
+    """The API server did not answer; the message names its address and the likely cause."""
+
+
+def server_version(api_client: k8s_client.ApiClient, *, timeout: float = 10.0) -> str:
+    """``v1.34.0``-style version of the API server: the cheapest proof that it answers and trusts us."""
+    host = api_client.configuration.host
+    try:
+        info = k8s_client.VersionApi(api_client).get_code(_request_timeout=timeout)
+    except k8s_exceptions.ApiException as exc:
+        if exc.status in (401, 403):
+            raise ClusterUnreachable(
+                f"the API server at {host} refused our credentials ({exc.status} {exc.reason}); "
+                "check the kubeconfig's user"
+            ) from None
+        raise ClusterUnreachable(f"the API server at {host} answered {exc.status} {exc.reason} to /version") from None
+    except urllib3_exceptions.HTTPError as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise ClusterUnreachable(
+            f"cannot reach the API server at {host} ({_first_line(reason)}); is the cluster up?"
+        ) from None
+    return str(info.git_version)
+
+
+def close(api_client: ApiClient) -> None:
+    """Release the client's connection pool (and thread pool, if one was started)."""
+    api_client.close()  # type: ignore[no-untyped-call]
