@@ -241,6 +241,8 @@ class EndpointsPublisher:
             raise KubeEndpointsError(
                 f"cannot read StatefulSet {self.statefulset}: HTTP {exc.status} {exc.reason}"
             ) from exc
+        except Exception as exc:  # urllib3 connection errors: the API server is not there
+            raise KubeEndpointsError(f"cannot reach the cluster's API server: {exc}") from exc
         labels = (sts.spec.selector.match_labels or {}) if sts.spec and sts.spec.selector else {}
         if not labels:
             raise KubeEndpointsError(f"StatefulSet {self.statefulset} has no matchLabels selector to find its pods")

@@ -30,6 +30,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import math
 import os
 import signal
 import socket
@@ -142,7 +143,7 @@ def locust_command(spec: LoadSpec, role: str = "local", master_port: int = 0) ->
         "--users", str(spec.users),
         "--spawn-rate", str(spec.spawn_rate),
         "--run-time", f"{max(1, round(spec.duration_s))}s",
-        "--stop-timeout", str(spec.request_timeout_s),
+        "--stop-timeout", f"{math.ceil(spec.request_timeout_s)}s",
         "--csv", str(load / "locust"),
         "--csv-full-history",
         "--html", str(load / "locust.html"),
