@@ -10,7 +10,9 @@ sample's invoke to the completion of the next good one (open if none came). A wi
 Recovery time, per fault and ordinal: from the heal's completion to the first sample, sent
 after the heal, that is ready and serves at least the newest step acknowledged on that
 ordinal before the fault started — a pod that is Ready but serves an older checkpoint has
-not recovered.
+not recovered. An ordinal the fault did not touch (no window meets the fault, and its last
+sample before the heal already qualified) recovered in 0 s: the probe interval is not
+charged to it.
 
 Invalid when an unexpected window never closes, or (when the scenario declares
 ``max_recovery_s``) an ordinal not declared unavailable recovers slower than that.
@@ -58,6 +60,8 @@ class Recovery(TypedDict):
     recovered_at: float | None
     recovery_s: float | None
     expected_unavailable: bool
+    #: whether the ordinal was unavailable (or behind) during the fault at all
+    affected: bool
 
 
 def check(ops_: Sequence[history.Op], run: facts.RunFacts, exp: expect.Expectations) -> verdict.Verdict:
@@ -78,7 +82,8 @@ def check(ops_: Sequence[history.Op], run: facts.RunFacts, exp: expect.Expectati
     recoveries: list[Recovery] = []
     for i, period in enumerate(periods):
         for ordinal, ss in samples.items():
-            recoveries.append(_recovery(i, period, ordinal, ss, acked.get(ordinal)))
+            hit = any(w["ordinal"] == ordinal and period.overlaps(w["start"], w["end"]) for w in windows)
+            recoveries.append(_recovery(i, period, ordinal, ss, acked.get(ordinal), hit))
 
     problems: list[str] = []
     for w in windows:
@@ -201,25 +206,30 @@ def _acked_steps(ops_: Sequence[history.Op]) -> dict[int, tuple[list[float], lis
     return out
 
 
-def _recovery(
+def _recovery(  # noqa: PLR0917 - private helper of check()
     index: int,
     period: faults.FaultPeriod,
     ordinal: int,
     ss: list[Sample],
     acked: tuple[list[float], list[int]] | None,
+    window_met_fault: bool,
 ) -> Recovery:
     required: int | None = None
     if acked is not None:
         k = bisect.bisect_left(acked[0], period.start)
         required = acked[1][k - 1] if k > 0 else None
+
+    def qualifies(s: Sample) -> bool:
+        return s.available and (required is None or (s.latest_step is not None and s.latest_step >= required))
+
     recovered_at: float | None = None
+    affected = True
     if period.end is not None:
-        for s in ss:
-            if s.sent < period.end or not s.available:
-                continue
-            if required is None or (s.latest_step is not None and s.latest_step >= required):
-                recovered_at = s.answered
-                break
+        before = [s for s in ss if s.sent < period.end]
+        if not window_met_fault and before and qualifies(before[-1]):
+            recovered_at, affected = period.end, False
+        else:
+            recovered_at = next((s.answered for s in ss if s.sent >= period.end and qualifies(s)), None)
     return Recovery(
         fault=index,
         fault_name=period.fault,
@@ -229,6 +239,7 @@ def _recovery(
         recovered_at=recovered_at,
         recovery_s=None if recovered_at is None or period.end is None else round(recovered_at - period.end, 6),
         expected_unavailable=str(ordinal) in period.expected_unavailable,
+        affected=affected,
     )
 
 

@@ -152,7 +152,7 @@ def _summary(  # noqa: PLR0917 - private helper of check()
     if allowed:
         by_reason: dict[str, list[int]] = {}
         for o, r in allowed.items():
-            by_reason.setdefault(r.split(":")[0], []).append(o)
+            by_reason.setdefault(r.split(" ", 1)[0], []).append(o)
         parts += [f"{rule} applied to ordinals {ords}" for rule, ords in by_reason.items()]
     if problems:
         bad = sorted({p["ordinal"] for p in problems})
