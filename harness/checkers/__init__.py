@@ -6,11 +6,11 @@ its function is re-exported here as ``check_<name>`` (the plain names are the mo
 """
 
 from harness.checkers.availability import check as check_availability
-from harness.checkers.compose import CHECKERS, Checker, Composed, UnknownCheckerError, compose, resolve
 from harness.checkers.durability import check as check_durability
 from harness.checkers.expect import AvailabilityOptions, DurabilityOptions, Expectations, PerfOptions
 from harness.checkers.identity import check as check_identity
 from harness.checkers.perf import check as check_perf
+from harness.checkers.registry import CHECKERS, Checker, Composed, UnknownCheckerError, compose, resolve
 from harness.checkers.verdict import UNKNOWN, Validity, Verdict, combine
 from harness.checkers.writes import CheckerInputError
 
