@@ -7,6 +7,11 @@ Publishing one checkpoint (the numbers are durability.md's steps):
    nothing to flush), hashing the bytes as they go.
 3. write MANIFEST.json last (names, sizes, digests, step, ordinal, epoch, its own digest), fsync.
 4. fsync the temp dir.
+
+The fsyncs of steps 2-4 may run concurrently (small checkpoints issue them together so the
+kernel folds them into one journal commit; large ones fsync each shard as soon as it is
+written), but every one of them has returned successfully before step 5: until the rename
+nothing is visible, so their order inside the temp dir cannot be observed after a crash.
 5. rename it to ``step-%012d`` — renameat2(RENAME_NOREPLACE), a final name is never reused.
 6. fsync the parent.
 7. only then return :class:`Published` (the HTTP layer answers 200).
@@ -32,9 +37,11 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import errno
+import functools
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
@@ -48,6 +55,8 @@ INDETERMINATE_STATUS: Final = 520
 _NO_SPACE: Final = frozenset({errno.ENOSPC, errno.EDQUOT})
 #: below this many bytes a checkpoint is written in the request thread (handing off costs more)
 PARALLEL_MIN_BYTES: Final = 4 * 1024 * 1024
+#: at most this many shards are written in the request thread (their fds stay open until the fsync)
+INLINE_MAX_SHARDS: Final = 16
 
 
 class PublishError(Exception):
@@ -69,6 +78,14 @@ class Published:
     epoch: str
     durable_at: float
     request_id: str | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Open:
+    """A written file whose fsync is still due (and, for the flush negative control, its tail)."""
+
+    fd: int
+    tail: bytes | None
 
 
 class _Cancelled(Exception):
@@ -107,6 +124,7 @@ class CheckpointStore:
         self._idle = threading.Condition(self._lock)
         self._pool = concurrent.futures.ThreadPoolExecutor(max(1, shard_workers), thread_name_prefix="shard")
         self._parallel = shard_workers > 1
+        self._sync_pool = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="fsync")
         self._reap_wanted = threading.Event()
         self._closing = False
         self._reaper = threading.Thread(target=self._reap_loop, name="reaper", daemon=True)
@@ -161,11 +179,17 @@ class CheckpointStore:
         work = final if in_place else self.ckdir / layout.temp_name(step, secrets.token_hex(4))
         try:
             self._disk.mkdir(work)
-            files = self._write_shards(work, step, _split(nbytes, shards))
-            m = manifest.Manifest(step, self.ordinal, self.epoch, self.volume_id, time.time(), request_id, files)
-            self._write_file(work / layout.MANIFEST_NAME, m.encode())
-            if "tmpdir-fsync" not in skip:
-                self._disk.fsync_dir(work)
+            pending: list[_Open] = []
+            try:
+                files = self._write_shards(work, step, _split(nbytes, shards), pending)
+                m = manifest.Manifest(step, self.ordinal, self.epoch, self.volume_id, time.time(), request_id, files)
+                fd = self._disk.create(work / layout.MANIFEST_NAME)
+                pending.append(_Open(fd, None))
+                self._disk.write_all(fd, m.encode())
+                self._sync(pending, work)
+            finally:
+                for o in pending:
+                    self._disk.close(o.fd)
             if not in_place:
                 self._disk.rename_noreplace(work, final)
         except OSError as exc:
@@ -202,11 +226,21 @@ class CheckpointStore:
         )
         return Published(self.ordinal, step, digest, nbytes, self.epoch, durable_at, request_id)
 
-    def _write_shards(self, work: Path, step: int, sizes: list[int]) -> tuple[manifest.FileEntry, ...]:
+    def _write_shards(
+        self, work: Path, step: int, sizes: list[int], pending: list[_Open]
+    ) -> tuple[manifest.FileEntry, ...]:
+        """Small checkpoints: written here, their fsyncs left in ``pending`` to run together
+        with the manifest's and the temp dir's. Large ones: one pool task per shard, each
+        fsyncing its own file as soon as it is written."""
         cancel = threading.Event()
-        if not self._parallel or len(sizes) == 1 or sum(sizes) < PARALLEL_MIN_BYTES:
-            return tuple(self._write_shard(work, step, i, size, cancel) for i, size in enumerate(sizes))
-        futures = [self._pool.submit(self._write_shard, work, step, i, size, cancel) for i, size in enumerate(sizes)]
+        if len(sizes) <= INLINE_MAX_SHARDS and (not self._parallel or sum(sizes) < PARALLEL_MIN_BYTES):
+            return tuple(
+                self._write_shard(work, step, i, size, cancel, pending=pending) for i, size in enumerate(sizes)
+            )
+        futures = [
+            self._pool.submit(self._write_shard, work, step, i, size, cancel, pending=None)
+            for i, size in enumerate(sizes)
+        ]
         first_error: BaseException | None = None
         for fut in concurrent.futures.as_completed(futures):
             exc = fut.exception()
@@ -217,13 +251,17 @@ class CheckpointStore:
             raise first_error
         return tuple(f.result() for f in futures)
 
-    def _write_shard(self, work: Path, step: int, index: int, size: int, cancel: threading.Event) -> manifest.FileEntry:
+    def _write_shard(
+        self, work: Path, step: int, index: int, size: int, cancel: threading.Event, *, pending: list[_Open] | None
+    ) -> manifest.FileEntry:
+        """Write one shard; fsync it now (``pending`` None) or hand its open fd to ``pending``."""
         name = layout.shard_name(index)
         source = payload.ShardPayload(self.volume_id, self.epoch, step, index)
         hold_tail = "flush" in self.unsafe_skip
         h = blake3.blake3()
         tail: bytes | None = None
         fd = self._disk.create(work / name)
+        handed_over = False
         try:
             offset = 0
             while offset < size:
@@ -237,22 +275,41 @@ class CheckpointStore:
                     tail = data  # negative control: the "buffered" tail reaches the file after fsync
                 else:
                     self._disk.write_all(fd, data)
-            if "file-fsync" not in self.unsafe_skip:
-                self._disk.fsync(fd)
-            if tail is not None:
-                self._disk.write_all(fd, tail)
+            if pending is not None:
+                pending.append(_Open(fd, tail))
+                handed_over = True
+            else:
+                self._sync([_Open(fd, tail)], None)
         finally:
-            self._disk.close(fd)
+            if not handed_over:
+                self._disk.close(fd)
         return manifest.FileEntry(name, size, h.hexdigest())
 
-    def _write_file(self, path: Path, data: bytes) -> None:
-        fd = self._disk.create(path)
-        try:
-            self._disk.write_all(fd, data)
-            if "file-fsync" not in self.unsafe_skip:
-                self._disk.fsync(fd)
-        finally:
-            self._disk.close(fd)
+    def _sync(self, files: list[_Open], directory: Path | None) -> None:
+        """fsync ``files`` and ``directory`` concurrently and wait for all (the kernel folds
+        concurrent fsyncs into one journal commit); the first error wins and is never retried.
+        Then write any negative-control tails, which therefore miss the fsync."""
+        jobs: list[Callable[[], None]] = []
+        if "file-fsync" not in self.unsafe_skip:
+            jobs += [functools.partial(self._disk.fsync, f.fd) for f in files]
+        if directory is not None and "tmpdir-fsync" not in self.unsafe_skip:
+            jobs.append(functools.partial(self._disk.fsync_dir, directory))
+        if jobs:
+            futures = [self._sync_pool.submit(job) for job in jobs[1:]]
+            errors: list[BaseException] = []
+            try:
+                jobs[0]()
+            except OSError as exc:
+                errors.append(exc)
+            for fut in futures:
+                failure = fut.exception()
+                if failure is not None:
+                    errors.append(failure)
+            if errors:
+                raise errors[0]
+        for f in files:
+            if f.tail is not None:
+                self._disk.write_all(f.fd, f.tail)
 
     def _unpublish(self, final: Path, step: int) -> bool:
         """Move a not-durably-published checkpoint out of sight; True when that worked."""
@@ -324,6 +381,7 @@ class CheckpointStore:
         self._reap_wanted.set()
         self._reaper.join(timeout=5)
         self._pool.shutdown(wait=drained)
+        self._sync_pool.shutdown(wait=drained)
         return drained
 
 
