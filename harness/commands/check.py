@@ -10,6 +10,7 @@ input could not be read (the run or the harness is at fault, not the system).
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -46,6 +47,8 @@ def check(
         names = checkers.resolve(checker)
     except checkers.UnknownCheckerError as exc:
         raise fail(str(exc)) from None
+    warnings = _EchoWarnings()
+    logging.getLogger("harness").addHandler(warnings)
     try:
         run = store.open_run(run_dir)
         expectations = checkers.Expectations.from_dict(run.info.expectations)
@@ -55,6 +58,8 @@ def check(
         raise fail(str(exc)) from None
     except ValueError as exc:
         raise fail(f"{run_dir / store.RUN_FILE}: {exc}") from None
+    finally:
+        logging.getLogger("harness").removeHandler(warnings)
 
     composed = checkers.compose(names, ops_, run_facts, expectations)
     console = Console()
@@ -78,6 +83,17 @@ def check(
     if composed.valid is True:
         raise typer.Exit(EXIT_VALID)
     raise typer.Exit(EXIT_INVALID if composed.valid is False else EXIT_UNKNOWN)
+
+
+class _EchoWarnings(logging.Handler):
+    """Shows what the readers tolerated (a torn last history line, a completion without an
+    invoke) as ``warning:`` lines on stderr, whether or not logging is configured."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        typer.echo(f"warning: {record.getMessage()}", err=True)
 
 
 def register(app: typer.Typer) -> None:
