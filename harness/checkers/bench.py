@@ -31,16 +31,24 @@ N_ORDINALS = 64
 BUDGET_S = 10.0
 
 
-def build(n_ops: int = N_OPS, n_ordinals: int = N_ORDINALS, seed: int = 2) -> tuple[list[history.Op], facts.RunFacts]:
+def build(n_ops: int | None = None, n_ordinals: int | None = None, seed: int = 2) -> tuple[list[history.Op],
+                                                                                           facts.RunFacts]:
     """A history of ``n_ops`` write ops: each round every ordinal has a write in flight at once
     (invokes interleaved as a locust run would), ~1 % indeterminate (half of them published),
     ~0.5 % failed; every acknowledged checkpoint present, so the verdict must be valid."""
+    n_ops = N_OPS if n_ops is None else n_ops
+    n_ordinals = N_ORDINALS if n_ordinals is None else n_ordinals
     rng = random.Random(seed)
     b = synth.HistoryBuilder()
     step = 0
     while len(b.ops) < n_ops:
         step += 1
-        opened = [b.begin_write(o, step, process=f"w{o % 8}-u{o}") for o in range(n_ordinals)]
+        # a full round is 2 ops per ordinal; the last round is cut to land on exactly n_ops
+        width = min(n_ordinals, (n_ops - len(b.ops)) // 2)
+        opened = [b.begin_write(o, step, process=f"w{o % 8}-u{o}") for o in range(width)]
+        if width == 0:  # one op left: an invoke whose process died before it completed
+            b.begin_write(0, step, process="w0-u0")
+            break
         b.advance(0.001)
         for w in opened:
             r = rng.random()
@@ -51,8 +59,7 @@ def build(n_ops: int = N_OPS, n_ordinals: int = N_ORDINALS, seed: int = 2) -> tu
             else:
                 b.end_write(w, "ok")
             b.advance(0.0001)
-    # exactly n_ops: the cut leaves the last round's tail in flight (never completed → info)
-    return b.ops[:n_ops], b.facts(range(n_ordinals))
+    return b.ops, b.facts(range(n_ordinals))
 
 
 def _timed(fn: Callable[[], T]) -> tuple[float, T]:
