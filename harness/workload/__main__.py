@@ -1,0 +1,44 @@
+"""``python -m harness.workload serve ...``: the writer without the harness CLI around it.
+
+Same flags and behaviour as ``harness writer serve`` (both build the config with
+:func:`config.writer_config`), but it imports only the standard library and blake3: it starts
+in ~0.1 s instead of ~0.4 s (typer, click and rich), which matters to a pod restarting after a
+crash and to the crash test that restarts it hundreds of times, and it lets the container
+image carry nothing but the writer's own dependencies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from harness.workload import config, serve
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m harness.workload", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("serve", help="serve the checkpoint API on a volume")
+    p.add_argument("--data-dir", type=Path, default=Path("/data"))
+    p.add_argument("--keep-last", type=int)
+    p.add_argument("--max-bytes", type=int)
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.add_argument("--shard-workers", type=int, default=4)
+    p.add_argument("--unsafe-skip", help="NEGATIVE CONTROL ONLY: publish-protocol steps to skip")
+    args = parser.parse_args(argv)
+    try:
+        cfg = config.writer_config(
+            os.environ, args.data_dir, host=args.host, port=args.port, keep_last=args.keep_last,
+            max_bytes=args.max_bytes, unsafe_skip=args.unsafe_skip, shard_workers=args.shard_workers,
+        )
+        return serve.serve(cfg, os.environ)
+    except config.ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
