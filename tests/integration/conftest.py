@@ -159,3 +159,15 @@ def writer_spawn() -> Iterator[Any]:
     yield spawn
     for proc in started:
         proc.close()
+
+
+@pytest.fixture
+def writer_command() -> Any:
+    """``writer_command(cli=False)``: the argv prefix that starts a writer (lean or via the harness CLI)."""
+    return lambda cli=False: list(CLI_ENTRY if cli else LEAN_ENTRY)
+
+
+@pytest.fixture
+def writer_environment() -> Any:
+    """``writer_environment(ordinal, **extra)``: the environment a pod spec would give the writer."""
+    return writer_env

@@ -1,0 +1,211 @@
+"""The writer's HTTP contract, against the real process (`harness writer serve`)."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import tenacity
+
+from harness.workload import layout, validate
+from harness.workload import verify as verify_mod
+
+pytestmark = [pytest.mark.slow]
+
+
+def final_dirs(data_dir: Path) -> list[str]:
+    ckdir = layout.checkpoints_dir(data_dir)
+    return sorted(os.listdir(ckdir)) if ckdir.is_dir() else []
+
+
+def test_acknowledged_checkpoint_is_published_valid_and_matches_its_ack(tmp_path: Path, writer_spawn) -> None:
+    w = writer_spawn(tmp_path, ordinal=2, cli=True)
+    w.await_ready()
+    status, ack = w.request("POST", "/checkpoints", {"bytes": 3 * 1024 * 1024 + 7, "shards": 3, "request_id": "r-1"})
+    assert status == 200, ack
+    assert set(ack) == {"ordinal", "step", "digest", "bytes", "epoch", "durable_at", "request_id"}
+    assert (ack["ordinal"], ack["step"], ack["bytes"], ack["request_id"]) == (2, 1, 3 * 1024 * 1024 + 7, "r-1")
+    found, _ = verify_mod.verify_volume(tmp_path)
+    assert [(c.step, c.valid, c.digest, c.request_id) for c in found.checkpoints] == [(1, True, ack["digest"], "r-1")]
+    assert found.stamp is not None
+    assert (found.stamp.ordinal, found.stamp.claim, found.stamp.statefulset) == (2, "data-ckpt-2", "ckpt")
+    status, m = w.request("GET", "/checkpoints/1")
+    assert status == 200
+    assert (m["digest"], m["step"], m["ordinal"], m["epoch"]) == (ack["digest"], 1, 2, ack["epoch"])
+    assert [f["size"] for f in m["files"]] == [1024 * 1024 + 3, 1024 * 1024 + 2, 1024 * 1024 + 2]
+    shard = layout.checkpoints_dir(tmp_path) / "step-000000000001" / "shard-00000.bin"
+    head = shard.read_bytes()[:65536]
+    assert head.count(0) < 1024, "shard contents look like zeros"
+    assert validate.file_digest(shard) == m["files"][0]["digest"]
+    status, listing = w.request("GET", "/checkpoints")
+    assert status == 200
+    assert listing["latest_valid_step"] == 1
+    assert listing["checkpoints"][0]["valid"] is True
+    status, ready = w.request("GET", "/readyz")
+    assert (status, ready["ready"], ready["latest_step"], ready["ordinal"]) == (200, True, 1, 2)
+    assert w.terminate() == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "complaint"),
+    [
+        (b"{not json", "not valid JSON"),
+        (b"[1, 2]", "JSON object"),
+        ({"bytes": -5, "shards": 1}, "out of range"),
+        ({"bytes": 1 << 40, "shards": 1}, "out of range"),
+        ({"bytes": 4096}, "'shards' is required"),
+        ({"bytes": 4096, "shards": 0}, "out of range"),
+        ({"bytes": 4096, "shards": 2000}, "out of range"),
+        ({"bytes": 2, "shards": 3}, "must not exceed bytes"),
+        ({"bytes": 4096, "shards": 1, "step": "7"}, "must be an integer"),
+        ({"bytes": True, "shards": 1}, "must be an integer"),
+        ({"bytes": 4096, "shards": 1, "color": "red"}, "unknown field"),
+        ({"bytes": 4096, "shards": 1, "request_id": "x" * 200}, "request_id"),
+    ],
+)
+def test_bad_request_is_400_with_a_reason_and_writes_nothing(tmp_path: Path, writer_spawn, body, complaint) -> None:
+    w = writer_spawn(tmp_path, "--max-bytes", str(1 << 30))
+    w.await_ready()
+    status, answer = w.request("POST", "/checkpoints", body)
+    assert status == 400
+    assert complaint in answer["error"]
+    assert answer["published"] is False
+    assert final_dirs(tmp_path) == []
+    status, _ = w.request("POST", "/checkpoints", {"bytes": 10, "shards": 1})
+    assert status == 200, "the writer stopped serving after a bad request"
+
+
+def test_step_not_above_the_last_is_409_and_auto_steps_continue(tmp_path: Path, writer_spawn) -> None:
+    w = writer_spawn(tmp_path)
+    w.await_ready()
+    assert w.request("POST", "/checkpoints", {"bytes": 10, "shards": 1, "step": 5})[0] == 200
+    status, answer = w.request("POST", "/checkpoints", {"bytes": 10, "shards": 1, "step": 5})
+    assert (status, answer["published"]) == (409, False)
+    assert w.request("POST", "/checkpoints", {"bytes": 10, "shards": 1, "step": 3})[0] == 409
+    status, ack = w.request("POST", "/checkpoints", {"bytes": 10, "shards": 1})
+    assert (status, ack["step"]) == (200, 6)
+    w.kill()
+    w2 = writer_spawn(tmp_path)
+    w2.await_ready()
+    status, ack = w2.request("POST", "/checkpoints", {"bytes": 10, "shards": 1})
+    assert (status, ack["step"]) == (200, 7), "after a restart the next step must follow the highest final name"
+
+
+def test_concurrent_posts_get_unique_steps_and_all_validate(tmp_path: Path, writer_spawn) -> None:
+    w = writer_spawn(tmp_path, "--keep-last", "0")
+    w.await_ready()
+
+    def post(i: int) -> tuple[int, dict]:
+        return w.request("POST", "/checkpoints", {"bytes": 20000 + i, "shards": 1 + i % 4, "request_id": f"r{i}"})
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(post, range(48)))
+    assert {s for s, _ in answers} == {200}
+    steps = [a["step"] for _, a in answers]
+    assert len(set(steps)) == 48
+    found, _ = verify_mod.verify_volume(tmp_path)
+    assert all(c.valid for c in found.checkpoints)
+    assert {c.step: c.digest for c in found.checkpoints} == {a["step"]: a["digest"] for _, a in answers}
+
+
+def test_keep_last_retains_the_newest_k(tmp_path: Path, writer_spawn) -> None:
+    w = writer_spawn(tmp_path, "--keep-last", "2")
+    w.await_ready()
+    for _ in range(6):
+        assert w.request("POST", "/checkpoints", {"bytes": 100, "shards": 1})[0] == 200
+    assert w.terminate() == 0  # shutdown waits for the reaper's pass
+    assert final_dirs(tmp_path) == ["step-000000000005", "step-000000000006"]
+
+
+def test_volume_stamped_for_another_ordinal_is_refused_and_left_untouched(tmp_path: Path, writer_spawn) -> None:
+    first = writer_spawn(tmp_path, ordinal=0)
+    first.await_ready()
+    assert first.request("POST", "/checkpoints", {"bytes": 10, "shards": 1})[0] == 200
+    assert first.terminate() == 0
+    planted = layout.checkpoints_dir(tmp_path) / ".tmp-9-leftover"
+    planted.mkdir()
+    swapped = writer_spawn(tmp_path, ordinal=1)
+    mismatch = swapped.await_event("identity.mismatch")
+    assert "ordinal 0 (this pod: 1)" in mismatch["problem"]
+    status, ident = swapped.request("GET", "/identity")
+    assert (status, ident["match"], ident["stamp"]["ordinal"]) == (409, False, 0)
+    assert "ordinal" in ident["error"]
+    status, ready = swapped.request("GET", "/readyz")
+    assert (status, ready["ready"], ready["state"]) == (503, False, "identity-mismatch")
+    status, answer = swapped.request("POST", "/checkpoints", {"bytes": 10, "shards": 1})
+    assert (status, answer["published"]) == (503, False)
+    assert planted.is_dir(), "boot recovery ran on a volume that is not ours"
+    assert final_dirs(tmp_path) == [".tmp-9-leftover", "step-000000000001"]
+
+
+@pytest.mark.parametrize("cli", [False, True], ids=["lean", "cli"])
+def test_missing_data_dir_exits_2_with_one_line(tmp_path: Path, cli: bool, writer_command, writer_environment) -> None:
+    done = subprocess.run([*writer_command(cli), "--data-dir", str(tmp_path / "nope"), "--port", "0"],
+                          env=writer_environment(0), capture_output=True, text=True, timeout=30, check=False)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "does not exist" in lines[0]
+
+
+@contextlib.contextmanager
+def read_only_mount(path: Path) -> Iterator[None]:
+    path.mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(path)]
+    rc = subprocess.run(mount, capture_output=True, check=False).returncode
+    if rc != 0:
+        pytest.skip("cannot mount a read-only tmpfs here (needs root / CAP_SYS_ADMIN)")
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", str(path)], check=True)
+
+
+def test_read_only_data_dir_exits_2_with_one_line(tmp_path: Path, writer_command, writer_environment) -> None:
+    ro = tmp_path / "ro"
+    with read_only_mount(ro):
+        done = subprocess.run([*writer_command(), "--data-dir", str(ro), "--port", "0"],
+                              env=writer_environment(0), capture_output=True, text=True, timeout=30, check=False)
+    assert done.returncode == 2
+    expected = f"error: data dir {ro} is read-only: the writer needs a writable volume"
+    assert done.stderr.strip().splitlines() == [expected]
+
+
+def test_sigterm_finishes_in_flight_writes_and_exits_0(tmp_path: Path, writer_spawn) -> None:
+    w = writer_spawn(tmp_path)
+    w.await_ready()
+    ckdir = layout.checkpoints_dir(tmp_path)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(w.request, "POST", "/checkpoints", {"bytes": 256 << 20, "shards": 4})
+        writing = tenacity.Retrying(
+            stop=tenacity.stop_before_delay(30), wait=tenacity.wait_fixed(0.001),
+            retry=tenacity.retry_if_result(lambda seen: not seen), retry_error_callback=lambda _s: False,
+        )(lambda: any(layout.is_temp_name(n) for n in os.listdir(ckdir)))
+        assert writing, "the checkpoint's temp dir never appeared"
+        assert w.terminate() == 0
+        status, ack = pending.result(timeout=60)
+    assert status == 200, f"the in-flight checkpoint was not finished before exit: {ack}"
+    found, _ = verify_mod.verify_volume(tmp_path)
+    assert all(c.valid for c in found.checkpoints)
+    assert any(e["event"] == "stopped" and e["drained"] for e in w.events)
+
+
+def test_verify_cli_prints_volume_facts_json(tmp_path: Path, writer_spawn) -> None:
+    w = writer_spawn(tmp_path, ordinal=1)
+    w.await_ready()
+    assert w.request("POST", "/checkpoints", {"bytes": 1000, "shards": 2, "request_id": "q"})[0] == 200
+    assert w.terminate() == 0
+    done = subprocess.run([sys.executable, "-m", "harness", "verify", str(tmp_path), "--json"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["ordinal"] == 1
+    assert doc["latest_valid_step"] == 1
+    assert doc["checkpoints"][0]["request_id"] == "q"
