@@ -5,8 +5,10 @@ A StatefulSet's promise is stable storage per ordinal. The harness records ordin
 any change is a deviation, unless the scenario's declared PVC retention policy allowed the
 claim to be deleted (``whenScaled=Delete`` for ordinals it scaled down, ``whenDeleted=Delete``
 when it deleted the set), and then the verdict says which ordinals that applied to. The
-claim *name* never changes. Independently, a volume whose stamp names another ordinal (or
-another claim or volume id than the cluster map says) is a swapped volume: always loud.
+claim *name* never changes. The node is not compared: a pod may legitimately move (a
+network volume follows it; a local one cannot, which availability reports). Independently,
+a volume whose stamp names another ordinal (or another claim or volume id than the cluster
+map says) is a swapped volume: always loud.
 """
 
 from __future__ import annotations
