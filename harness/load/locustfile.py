@@ -26,6 +26,7 @@ import http.client
 import json
 import logging
 import os
+import signal
 import socket
 import time
 import urllib.parse
@@ -122,7 +123,26 @@ def _on_quitting(environment: Environment, **_: Any) -> None:
         proc.close()
 
 
+#: The harness's "abort now" signal (locust's own SIGTERM waits --stop-timeout for users).
+ABORT_SIGNAL = signal.SIGUSR1
+
+
+def _install_abort(environment: Environment, **_: Any) -> None:
+    """On SIGUSR1: kill every user at once — each in-flight request records ``info`` as it
+    dies — then hand over to locust's SIGTERM shutdown, which writes the reports."""
+
+    def abort() -> None:
+        log.info("abort requested: stopping users now; in-flight requests become info")
+        runner = environment.runner
+        if runner is not None:
+            runner.user_greenlets.kill(block=True, timeout=10)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    gevent.signal_handler(ABORT_SIGNAL, abort)
+
+
 events.init_command_line_parser.add_listener(_add_options)  # type: ignore[no-untyped-call]
+events.init.add_listener(_install_abort)  # type: ignore[no-untyped-call]
 events.quitting.add_listener(_on_quitting)  # type: ignore[no-untyped-call]
 
 

@@ -49,7 +49,9 @@ LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 LOAD_DIR = "load"
 #: Time locust gets after the run for reports and for the master to collect worker stats.
 REPORT_GRACE_S = 15.0
-#: Time a process gets between SIGTERM and SIGKILL.
+#: The locustfile's "stop users now" signal (locust's SIGTERM waits --stop-timeout).
+ABORT_SIGNAL = signal.SIGUSR1
+#: Time a process gets between SIGUSR1/SIGTERM and SIGKILL.
 TERM_GRACE_S = 5.0
 
 
@@ -182,7 +184,7 @@ class LoadRun:
     """A running load: start it, then :meth:`wait` for it (or :meth:`stop` it early).
 
     Use as a context manager: leaving the block by any path ends every process it
-    started (SIGTERM to its process group, SIGKILL after a grace period).
+    started, by process group (see :meth:`stop`).
     """
 
     def __init__(self, spec: LoadSpec) -> None:
@@ -244,16 +246,29 @@ class LoadRun:
         return self.collect(main.returncode)
 
     def stop(self) -> None:
-        """End every process still running: SIGTERM (locust writes its reports), then SIGKILL."""
-        alive = [(n, p) for n, p in self._procs if p.poll() is None]
-        for _, proc in alive:
-            _signal_group(proc, signal.SIGTERM)
+        """End every process still running, users first.
+
+        Processes that run users get SIGUSR1 (the locustfile's abort: users die at once and
+        each in-flight request is recorded as ``info``, then locust shuts down and writes its
+        reports); a master then gets SIGTERM. Anything still alive after the grace: SIGKILL.
+        """
+        users = [(n, p) for n, p in self._procs if p.poll() is None and self._runs_users(n)]
+        masters = [(n, p) for n, p in self._procs if p.poll() is None and not self._runs_users(n)]
+        self._signal_and_reap(users, ABORT_SIGNAL)
+        self._signal_and_reap(masters, signal.SIGTERM)
+
+    def _runs_users(self, name: str) -> bool:
+        return name.startswith("worker-") or not self.spec.workers
+
+    def _signal_and_reap(self, procs: list[tuple[str, subprocess.Popen[bytes]]], sig: signal.Signals) -> None:
+        for _, proc in procs:
+            _signal_group(proc, sig)
         end = time.monotonic() + TERM_GRACE_S
-        for name, proc in alive:
+        for name, proc in procs:
             try:
                 proc.wait(timeout=max(0.1, end - time.monotonic()))
             except subprocess.TimeoutExpired:
-                log.warning("load process %s (pid %d) ignored SIGTERM; killing it", name, proc.pid)
+                log.warning("load process %s (pid %d) ignored %s; killing it", name, proc.pid, sig.name)
                 _signal_group(proc, signal.SIGKILL)
                 proc.wait()
 
