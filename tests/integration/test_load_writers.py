@@ -230,3 +230,17 @@ def test_load_stopped_mid_request_records_info_for_the_request_in_flight(tmp_pat
     assert pairs[0].completion is not None
     assert pairs[0].outcome == "info"
     assert "load stopped" in (pairs[0].completion.error or "")
+
+
+def test_rate_per_ordinal_paces_each_ordinal(tmp_path: Path, writers: local.LocalWriters) -> None:
+    rate, duration = 4.0, 3.0
+    spec = spec_for(tmp_path, writers, users=3, duration_s=duration, rate_per_ordinal=rate, size_bytes=4096)
+    runner.run(spec)
+    per_ordinal = collections.Counter(
+        p.invoke.value["ordinal"] for p in write_pairs(spec.run_dir)  # type: ignore[index,call-overload]
+    )
+    # constant_throughput never runs ahead of the pace (one request per user may start at t=0);
+    # unpaced, these small writes would be hundreds per ordinal.
+    ceiling = rate * duration + spec.users
+    for ordinal in (0, 1):
+        assert rate * duration * 0.5 <= per_ordinal[ordinal] <= ceiling, per_ordinal
