@@ -12,7 +12,9 @@ checkpoints the offline verifier found on each volume after recovery (see
 * **recovered** — an indeterminate write whose checkpoint is present and valid: allowed.
 
 The writer's keep-last-K retention excuses a missing ``ok`` step only when K valid newer
-checkpoints are present on that ordinal, and never the newest acknowledged step. A claim
+checkpoints are present on that ordinal; so the newest acknowledged step must be present
+unless K indeterminate writes after it landed (they are newer valid checkpoints the writer
+legitimately kept instead). A claim
 the scenario's declared PVC retention policy deleted excuses that ordinal's losses (and
 says so). One pass over the history and one over the facts, dicts and a sort per ordinal:
 linear-ish in the history, so a million ops take seconds.
@@ -186,14 +188,18 @@ def check(ops_: Sequence[history.Op], run: facts.RunFacts, exp: expect.Expectati
                 reason = f"acknowledged, but what is there fails validation: {torn_at[(ordinal, step)].problem}"
             else:
                 reason = "acknowledged, then missing"
-                if keep_last > 0 and step == newest:
-                    reason += " (newest acknowledged step: retention never excuses it)"
-                elif keep_last > 0:
+                if keep_last > 0:
+                    # K valid newer checkpoints on the volume: the writer's keep-last-K may have
+                    # retired it. For the newest acknowledged step those newer ones can only be
+                    # indeterminate writes that landed; with none, it must be present.
                     newer = len(valid_steps) - bisect.bisect_right(valid_steps, step)
                     if newer >= keep_last:
                         retired += 1
                         continue
-                    if len(known_steps) - bisect.bisect_right(known_steps, step) >= keep_last:
+                    if step == newest:
+                        reason += (f" (newest acknowledged step; only {newer} valid newer checkpoints,"
+                                   f" keep-last-{keep_last} cannot have removed it)")
+                    elif len(known_steps) - bisect.bisect_right(known_steps, step) >= keep_last:
                         reason += (f" (keep-last-{keep_last} could have removed it only if the newer acknowledged"
                                    f" checkpoints were there; {newer} valid newer ones are)")
             if excuse is not None:

@@ -206,10 +206,20 @@ def test_missing_step_with_fewer_than_k_newer_checkpoints_is_lost() -> None:
     assert "could have removed it only if" in _problems(v, "lost")[0]["reason"]
 
 
-def test_newest_acknowledged_step_is_required_even_with_k_newer_recovered_ones() -> None:
+def test_newest_acknowledged_step_may_be_retired_by_k_newer_recovered_ones() -> None:
+    # Two indeterminate writes after step 5 landed; keep-last-2 legitimately retired step 5.
     b = _five_steps([5])
     b.write(0, 6, "info", publish=True)
     b.write(0, 7, "info", publish=True)
+    b.unpublish(0, 5)
+    v = _check(b, [0], keep_last=2)
+    assert v.valid is True
+    assert [p["step"] for p in _problems(v, "recovered")] == [6, 7]
+
+
+def test_newest_acknowledged_step_missing_with_fewer_than_k_newer_is_lost() -> None:
+    b = _five_steps([4, 5])
+    b.write(0, 6, "info", publish=True)
     b.unpublish(0, 5)
     v = _check(b, [0], keep_last=2)
     assert v.valid is False
