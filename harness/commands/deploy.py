@@ -1,9 +1,243 @@
-"""`harness deploy` (being built; registers nothing yet)."""
+"""`harness deploy` and `harness undeploy`: the checkpointing StatefulSet on a cluster.
+
+The spec flags are generated from :data:`harness.deploy.spec.OPTIONS` (the same table that
+maps Pulumi config keys), and every value arrives as a string so that the one parser in
+harness.deploy.spec judges it and a bad value is one line, exit 2, before any object exists.
+"""
 
 from __future__ import annotations
 
+import inspect
+import sys
+from pathlib import Path
+from typing import Annotated, Literal, NoReturn
+
 import typer
+
+Via = Literal["direct", "pulumi"]
+DEFAULT_TIMEOUT = 300.0
+
+
+def _fail(message: str, *, code: int) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    raise typer.Exit(code)
+
+
+def _timeout(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        _fail(f"--timeout {raw!r} is not a number of seconds", code=2)
+    if not value > 0:
+        _fail(f"--timeout must be more than 0 seconds, got {raw}", code=2)
+    return value
+
+
+def _via(raw: str) -> Via:
+    if raw == "direct":
+        return "direct"
+    if raw == "pulumi":
+        return "pulumi"
+    _fail(f"--via {raw!r} is not one of direct, pulumi", code=2)
+
+
+def deploy_command(
+    *,
+    via: str,
+    render: Path | None,
+    overwrite: bool,
+    kubeconfig: Path | None,
+    context: str | None,
+    wait: bool,
+    timeout: str,
+    state_dir: Path | None,
+    **spec_values: str | None,
+) -> None:
+    """Deploy the checkpointing StatefulSet (namespace, headless Service, set, PDB)."""
+    from rich.console import Console
+
+    from harness.deploy import direct, manifests
+    from harness.deploy import render as render_mod
+    from harness.deploy import spec as deploy_spec
+
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    method = _via(via)
+    wait_timeout = _timeout(timeout) if wait else None
+    try:
+        spec = deploy_spec.parse(spec_values, source="cli")
+    except deploy_spec.SpecError as exc:
+        _fail(str(exc), code=2)
+    if render is not None:
+        built = manifests.build(spec)
+        try:
+            direct.validate_offline(built)
+            paths = render_mod.render(built, render, overwrite=overwrite)
+        except render_mod.RenderError as exc:
+            _fail(str(exc), code=2)
+        except direct.DeployError as exc:
+            _fail(str(exc), code=1)
+        for path in paths:
+            print(path)
+        return
+    target = direct.Target(kubeconfig=kubeconfig, context=context)
+    try:
+        if method == "pulumi":
+            from harness.deploy import pulumi as pulumi_deploy
+
+            outputs = pulumi_deploy.deploy(
+                spec,
+                target,
+                state_dir=state_dir if state_dir is not None else pulumi_deploy.default_state_dir(),
+                progress=console.print,
+            )
+            console.print(f"deployed with pulumi: {outputs}")
+            return
+        result = direct.deploy(spec, target, wait_timeout=wait_timeout, progress=console.print)
+    except direct.DeployError as exc:
+        _fail(str(exc), code=2 if exc.bad_input else 1)
+    summary = ", ".join(f"{a.ref} {a.action}" for a in result.applied) or "nothing to change"
+    console.print(f"deployed {spec.namespace}/{spec.name}: {summary}")
+    if result.rollout is not None:
+        console.print(f"rollout complete: {result.rollout}")
+
+
+def undeploy_command(
+    *,
+    name: str | None,
+    namespace: str | None,
+    via: str,
+    delete_claims: bool,
+    delete_namespace: bool,
+    kubeconfig: Path | None,
+    context: str | None,
+    wait: bool,
+    timeout: str,
+    state_dir: Path | None,
+) -> None:
+    """Delete the StatefulSet, its Service and PDB (claims and namespace only when asked)."""
+    from rich.console import Console
+
+    from harness.deploy import direct
+    from harness.deploy import spec as deploy_spec
+
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    method = _via(via)
+    wait_timeout = _timeout(timeout) if wait else None
+    try:
+        spec = deploy_spec.parse({"name": name, "namespace": namespace}, source="cli")
+    except deploy_spec.SpecError as exc:
+        _fail(str(exc), code=2)
+    target = direct.Target(kubeconfig=kubeconfig, context=context)
+    try:
+        if method == "pulumi":
+            from harness.deploy import pulumi as pulumi_deploy
+
+            pulumi_deploy.undeploy(
+                spec,
+                target,
+                state_dir=state_dir if state_dir is not None else pulumi_deploy.default_state_dir(),
+                progress=console.print,
+            )
+            return
+        deleted = direct.undeploy(
+            spec,
+            target,
+            delete_claims=delete_claims,
+            delete_namespace=delete_namespace,
+            wait_timeout=wait_timeout,
+            progress=console.print,
+        )
+    except direct.DeployError as exc:
+        _fail(str(exc), code=2 if exc.bad_input else 1)
+    console.print(f"undeployed {spec.namespace}/{spec.name}: {len(deleted)} objects deleted")
+
+
+_COMMON = {
+    "via": Annotated[str, typer.Option("--via", help="direct (kubernetes client) or pulumi (Automation API)")],
+    "kubeconfig": Annotated[
+        Path | None, typer.Option("--kubeconfig", help="kubeconfig file [default: $KUBECONFIG or ~/.kube/config]")
+    ],
+    "context": Annotated[str | None, typer.Option("--context", help="kubeconfig context [default: current]")],
+    "wait": Annotated[bool, typer.Option("--wait/--no-wait", help="wait for the rollout / pods to finish")],
+    "timeout": Annotated[str, typer.Option("--timeout", help="seconds to wait before giving up")],
+    "state_dir": Annotated[
+        Path | None, typer.Option("--state-dir", help="Pulumi file-backend state [default: infra/.pulumi]")
+    ],
+}
+
+
+def _keyword(name: str, annotation: object, default: object) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+
+
+def _deploy_signature() -> inspect.Signature:
+    from harness.deploy import spec as deploy_spec
+
+    params = [
+        _keyword("via", _COMMON["via"], "direct"),
+        _keyword(
+            "render",
+            Annotated[
+                Path | None,
+                typer.Option("--render", help="write the objects as YAML into this directory instead of deploying"),
+            ],
+            None,
+        ),
+        _keyword(
+            "overwrite",
+            Annotated[bool, typer.Option("--overwrite", help="let --render replace existing files")],
+            False,
+        ),
+        _keyword("kubeconfig", _COMMON["kubeconfig"], None),
+        _keyword("context", _COMMON["context"], None),
+        _keyword("wait", _COMMON["wait"], True),
+        _keyword("timeout", _COMMON["timeout"], str(DEFAULT_TIMEOUT)),
+        _keyword("state_dir", _COMMON["state_dir"], None),
+    ]
+    for option in deploy_spec.OPTIONS:
+        params.append(
+            _keyword(
+                option.key,
+                Annotated[str | None, typer.Option(option.flag, help=option.help, show_default=False)],
+                None,
+            )
+        )
+    return inspect.Signature(params)
+
+
+def _undeploy_signature() -> inspect.Signature:
+    return inspect.Signature(
+        [
+            _keyword("name", Annotated[str | None, typer.Option("--name", help="StatefulSet name [ckpt]")], None),
+            _keyword(
+                "namespace",
+                Annotated[str | None, typer.Option("--namespace", help="namespace [ckpt-chaos]")],
+                None,
+            ),
+            _keyword("via", _COMMON["via"], "direct"),
+            _keyword(
+                "delete_claims",
+                Annotated[bool, typer.Option("--delete-claims", help="also delete the set's PVCs (and their data)")],
+                False,
+            ),
+            _keyword(
+                "delete_namespace",
+                Annotated[bool, typer.Option("--delete-namespace", help="also delete the namespace")],
+                False,
+            ),
+            _keyword("kubeconfig", _COMMON["kubeconfig"], None),
+            _keyword("context", _COMMON["context"], None),
+            _keyword("wait", _COMMON["wait"], True),
+            _keyword("timeout", _COMMON["timeout"], str(DEFAULT_TIMEOUT)),
+            _keyword("state_dir", _COMMON["state_dir"], None),
+        ]
+    )
 
 
 def register(app: typer.Typer) -> None:
-    """Adds nothing until the command lands."""
+    # typer reads parameters from the signature; the spec flags come from one table, so the
+    # signature is built from it rather than written out twice.
+    deploy_command.__signature__ = _deploy_signature()  # type: ignore[attr-defined]
+    undeploy_command.__signature__ = _undeploy_signature()  # type: ignore[attr-defined]
+    app.command("deploy")(deploy_command)
+    app.command("undeploy")(undeploy_command)
