@@ -358,13 +358,13 @@ class CheckpointStore:
     def _reap_loop(self) -> None:
         while True:
             self._reap_wanted.wait()
-            if self._closing:
-                return
             self._reap_wanted.clear()
             try:
-                self.reap_now()
+                self.reap_now()  # also once more when closing, so a clean shutdown leaves K checkpoints
             except Exception as exc:  # the reaper must outlive one bad pass; the next publish retries
                 self._log.event("retention.failed", error=repr(exc))
+            if self._closing:
+                return
 
     # ---- shutdown ------------------------------------------------------------------------
     def close(self, drain_seconds: float = 20.0) -> bool:

@@ -1,0 +1,103 @@
+"""The offline verifier: finds torn checkpoints and orphaned temp bytes, and never writes."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from harness import cli, facts
+from harness.workload import config, events, fsutil, identity, layout, recovery, store
+from harness.workload import verify as verify_mod
+
+POD = config.PodIdentity("ckpt-3", "ns", "ckpt", 3, "data-ckpt-3")
+
+
+def volume_with_checkpoints(data: Path, n: int = 3) -> list[store.Published]:
+    stamp = identity.establish(data, POD, fsutil.Disk()).stamp
+    assert stamp is not None
+    ckdir = layout.checkpoints_dir(data)
+    ckdir.mkdir()
+    s = store.CheckpointStore(ckdir, ordinal=3, volume_id=stamp.volume_id, epoch="e",
+                              recovered=recovery.RecoveryReport((), 0, 0, 0.0), keep_last=0, log=events.NullLog())
+    done = [s.publish(None, 3000, 2, f"r{i}") for i in range(n)]
+    s.close()
+    return done
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, int, int]]:
+    out = {}
+    for dirpath, dirs, files in os.walk(root):
+        for name in dirs + files:
+            st = os.lstat(os.path.join(dirpath, name))
+            out[os.path.join(dirpath, name)] = (st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    return out
+
+
+def test_clean_volume_is_all_valid_and_matches_the_acks(tmp_path: Path) -> None:
+    acks = volume_with_checkpoints(tmp_path)
+    found, warnings = verify_mod.verify_volume(tmp_path)
+    assert warnings == []
+    assert found.ordinal == 3
+    assert found.stamp is not None
+    assert found.stamp.claim == "data-ckpt-3"
+    assert [(c.step, c.valid, c.digest, c.request_id) for c in found.checkpoints] == [
+        (a.step, True, a.digest, a.request_id) for a in acks
+    ]
+    assert found.latest_valid_step == 3
+    assert verify_mod.all_valid(found)
+
+
+def test_torn_shard_and_temp_bytes_are_reported_and_nothing_is_written(tmp_path: Path) -> None:
+    volume_with_checkpoints(tmp_path)
+    ckdir = layout.checkpoints_dir(tmp_path)
+    shard = ckdir / layout.final_name(3) / "shard-00001.bin"
+    shard.write_bytes(shard.read_bytes()[:-1] + b"\x00")  # same size, last byte changed
+    (ckdir / layout.final_name(2) / "shard-00000.bin").unlink()
+    (ckdir / ".tmp-4-abcd").mkdir()
+    (ckdir / ".tmp-4-abcd" / "shard-00000.bin").write_bytes(b"q" * 777)
+    before = snapshot(tmp_path)
+    found, _ = verify_mod.verify_volume(tmp_path)
+    assert snapshot(tmp_path) == before, "the verifier changed the volume"
+    by_step = {c.step: c for c in found.checkpoints}
+    assert (by_step[3].valid, by_step[3].problem) == (False, "shard-00001.bin digest mismatch")
+    assert (by_step[2].valid, by_step[2].problem) == (False, "shard-00000.bin missing")
+    assert by_step[1].valid
+    assert found.latest_valid_step == 1
+    assert (found.temp_dirs, found.temp_bytes) == (1, 777)
+    assert not verify_mod.all_valid(found)
+
+
+def test_checkpoint_written_by_another_ordinal_is_invalid(tmp_path: Path) -> None:
+    volume_with_checkpoints(tmp_path, 1)
+    stamp = json.loads((tmp_path / layout.STAMP_NAME).read_text())
+    stamp["ordinal"] = 4
+    (tmp_path / layout.STAMP_NAME).write_text(json.dumps(stamp))
+    found, _ = verify_mod.verify_volume(tmp_path)
+    assert found.checkpoints[0].problem == "written by ordinal 3, volume belongs to ordinal 4"
+
+
+def test_cli_json_is_volume_facts_and_exit_codes_say_valid_torn_bad_input(tmp_path: Path) -> None:
+    volume_with_checkpoints(tmp_path, 2)
+    runner = CliRunner()
+    ok = runner.invoke(cli.build_app(), ["verify", str(tmp_path), "--json"])
+    assert ok.exit_code == 0, ok.output
+    parsed = facts.volume_facts_from_dict(json.loads(ok.stdout))
+    assert parsed == verify_mod.verify_volume(tmp_path)[0]
+    (layout.checkpoints_dir(tmp_path) / layout.final_name(1) / layout.MANIFEST_NAME).write_text("{}")
+    torn = runner.invoke(cli.build_app(), ["verify", str(tmp_path)])
+    assert torn.exit_code == 1
+    assert "TORN" in torn.stdout
+    missing = runner.invoke(cli.build_app(), ["verify", str(tmp_path / "nope")])
+    assert missing.exit_code == 2
+    assert "is not a directory" in missing.stderr
+
+
+def test_unstamped_volume_needs_an_ordinal(tmp_path: Path) -> None:
+    with pytest.raises(verify_mod.VerifyInputError, match="--ordinal"):
+        verify_mod.verify_volume(tmp_path)
+    found, _ = verify_mod.verify_volume(tmp_path, ordinal=5)
+    assert (found.ordinal, found.stamp, found.checkpoints) == (5, None, ())
