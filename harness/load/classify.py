@@ -60,6 +60,14 @@ def _receipt(body: bytes, invoke: ops.WriteInvoke) -> ops.WriteOk | str:
             return f"HTTP 200 receipt lacks a valid {field!r}: {_snippet(body)!r}"
     if raw["request_id"] != invoke["request_id"]:
         return f"HTTP 200 receipt is for request {raw['request_id']!r}, not {invoke['request_id']!r}"
+    if raw["ordinal"] != invoke["ordinal"]:
+        # The address reached another pod (stale endpoints, a reused pod IP): the checkpoint was
+        # published, but on that ordinal's volume. Never an ok for the ordinal we meant; the
+        # checker then finds it on the other volume as a write nobody attempted there.
+        return (
+            f"misrouted: ordinal {raw['ordinal']} answered (step {raw['step']}, digest {raw['digest']}) "
+            f"for a write meant for ordinal {invoke['ordinal']}"
+        )
     receipt = {field: raw[field] for field in _OK_FIELDS}
     receipt["durable_at"] = float(receipt["durable_at"])
     return cast(ops.WriteOk, receipt)

@@ -39,7 +39,6 @@ import gevent
 from locust import User, events, task
 from locust.env import Environment
 from locust.exception import StopUser
-from locust.runners import MasterRunner
 from locust.user.wait_time import constant_throughput
 
 from harness import history, ops
@@ -51,6 +50,8 @@ log = logging.getLogger("harness.load")
 REQUEST_NAME = "/checkpoints"
 BACKOFF_MIN_S = 0.05
 BACKOFF_MAX_S = 1.0
+#: Reconnect instead of reusing a keep-alive connection idle for longer than this.
+IDLE_RECONNECT_S = 5.0
 
 
 class CheckpointWriteError(Exception):
@@ -116,7 +117,9 @@ class _Process:
             metrics.dump(self.metrics, self.metrics_dir)
 
 
-def _on_quitting(environment: Environment, **_: Any) -> None:
+def _on_quit(**_: Any) -> None:
+    # locust fires ``quit`` after stopping every user (``quitting`` fires before, while
+    # users may still be recording), so no op can arrive after the file is closed.
     proc = _Process.instance
     if proc is not None:
         _Process.instance = None
@@ -143,7 +146,7 @@ def _install_abort(environment: Environment, **_: Any) -> None:
 
 events.init_command_line_parser.add_listener(_add_options)  # type: ignore[no-untyped-call]
 events.init.add_listener(_install_abort)  # type: ignore[no-untyped-call]
-events.quitting.add_listener(_on_quitting)  # type: ignore[no-untyped-call]
+events.quit.add_listener(_on_quit)  # type: ignore[no-untyped-call]
 
 
 def _as_json(value: ops.WriteInvoke | ops.WriteOk) -> history.JsonValue:
@@ -158,6 +161,7 @@ class CheckpointWriter(User):
         super().__init__(environment)
         self._proc: _Process | None = None
         self._conns: dict[str, http.client.HTTPConnection] = {}
+        self._last_used: dict[str, float] = {}
         self._ordinals: tuple[int, ...] = ()
         self._turn = 0
         self._backoff: dict[int, float] = {}
@@ -165,8 +169,6 @@ class CheckpointWriter(User):
         self.process = ""
 
     def on_start(self) -> None:
-        if isinstance(self.environment.runner, MasterRunner):
-            raise StopUser()
         try:
             proc = _Process.get(self.environment)
         except (ValueError, endpoints.EndpointsError) as exc:
@@ -264,6 +266,13 @@ class CheckpointWriter(User):
 
     def _post(self, url: str, payload: bytes, timeout: float) -> tuple[int, bytes]:
         conn = self._conns.get(url)
+        now = time.monotonic()
+        if conn is not None and now - self._last_used.get(url, now) > IDLE_RECONNECT_S:
+            # A server or port-forward may have dropped an idle keep-alive connection; a request
+            # failing on it would be recorded as info although it never arrived.
+            self._drop(url)
+            conn = None
+        self._last_used[url] = now
         if conn is None:
             parts = urllib.parse.urlsplit(url)
             factory = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection

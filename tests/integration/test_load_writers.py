@@ -163,6 +163,7 @@ def test_distributed_master_and_two_workers_make_one_merged_history(
     assert processes_by_file[0].isdisjoint(processes_by_file[1]), "Jepsen process names must be unique"
     pairs = history.pair(op for op in merged if op.f == ops.WRITE)
     assert result.requests == len(pairs) > 0
+    assert result.metrics.requests == result.requests, "every worker wrote its metrics at quit"
     assert all(p.outcome == "ok" for p in pairs)
     for f in files:
         ordinals = {op.value["ordinal"] for op in history.read_history(f)}  # type: ignore[index,call-overload]

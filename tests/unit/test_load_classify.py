@@ -72,3 +72,9 @@ def test_exception_is_info_naming_its_class() -> None:
     outcome = classify.classify_exception(ConnectionResetError(104, "Connection reset by peer"))
     assert outcome.type == "info"
     assert (outcome.error or "").startswith("ConnectionResetError")
+
+
+def test_200_from_another_ordinal_is_info_naming_the_misrouting() -> None:
+    outcome = classify.classify_response(200, body({**RECEIPT, "ordinal": 2}), INVOKE)
+    assert outcome.type == "info"
+    assert "misrouted: ordinal 2 answered (step 7" in (outcome.error or "")
