@@ -1,0 +1,417 @@
+"""The HTTPS front end: TLS, bearer-token authentication, body limits, routing, watch streaming.
+
+Why the standard library (``http.server`` + ``ssl``) and not an async framework: a thread per
+connection gives kubectl and urllib3 pipelined keep-alive and lets a watch block on the
+store's condition variable without an event loop; the measured speed (``python -m kubesim
+bench``) clears the targets without a new dependency. The TLS handshake runs in the
+connection's own thread (not in ``accept``), so a client that never finishes its handshake
+cannot stall the listener, and every handler failure becomes a 500 Status rather than a dead
+thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hmac
+import http.server
+import logging
+import socket
+import ssl
+import threading
+import time
+import traceback
+import urllib.parse
+from typing import Any
+
+from kubesim.apiserver import (
+    deletion,
+    discovery,
+    errors,
+    eviction,
+    listing,
+    resources,
+    rest,
+    subresources,
+    watch,
+)
+
+log = logging.getLogger("kubesim.apiserver")
+
+MAX_BODY = 3 * 1024 * 1024
+"""Upstream's request-body limit (``MaxRequestBodyBytes``, 3 MiB): larger bodies get 413."""
+
+_PUBLIC = frozenset({"/healthz", "/livez", "/readyz", "/version"})
+"""Paths a real apiserver shows anonymous clients (system:public-info-viewer)."""
+
+_REASONS = {200: "OK", 414: "Request-URI Too Long", 431: "Request Header Fields Too Large",
+            501: "Not Implemented", 505: "HTTP Version Not Supported",
+            201: "Created", 202: "Accepted", 400: "Bad Request", 401: "Unauthorized",
+            403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 406: "Not Acceptable",
+            409: "Conflict", 410: "Gone", 413: "Request Entity Too Large", 415: "Unsupported Media Type",
+            422: "Unprocessable Entity", 429: "Too Many Requests", 500: "Internal Server Error",
+            503: "Service Unavailable", 504: "Gateway Timeout"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Route:
+    target: rest.Target
+    watch: bool = False
+
+
+def route(path: str, query: dict[str, str]) -> Route | None:
+    """Map a URL path to a resource target; None if it names no served resource."""
+    parts = [p for p in path.split("/") if p]
+    if len(parts) >= 2 and parts[0] == "api" and parts[1] == "v1":
+        group, version, rest_parts = "", "v1", parts[2:]
+    elif len(parts) >= 3 and parts[0] == "apis":
+        group, version, rest_parts = parts[1], parts[2], parts[3:]
+    else:
+        return None
+    legacy_watch = bool(rest_parts) and rest_parts[0] == "watch"
+    if legacy_watch:
+        rest_parts = rest_parts[1:]
+    if not rest_parts:
+        return None
+    namespace = ""
+    if rest_parts[0] == "namespaces" and len(rest_parts) >= 3:
+        candidate = resources.by_gvr(group, version, rest_parts[2])
+        if candidate is not None and candidate.namespaced:
+            namespace = rest_parts[1]
+            rest_parts = rest_parts[2:]
+    res = resources.by_gvr(group, version, rest_parts[0])
+    if res is None or len(rest_parts) > 3:
+        return None
+    if namespace and not res.namespaced:
+        return None
+    name = rest_parts[1] if len(rest_parts) > 1 else ""
+    sub = rest_parts[2] if len(rest_parts) > 2 else ""
+    if sub and res.subresource(sub) is None:
+        return None
+    if not res.namespaced and namespace:
+        return None
+    return Route(rest.Target(res, namespace, name, sub),
+                 watch=legacy_watch or query.get("watch", "").lower() in ("1", "true"))
+
+
+class ApiServer:
+    """Everything a request handler needs (shared by all connection threads)."""
+
+    def __init__(self, api: rest.Api, token: str, watch_settings: watch.Settings) -> None:
+        self.api = api
+        self.token = token.encode()
+        self.watch_settings = watch_settings
+        self.address = ""
+
+    def authenticated(self, header: str | None) -> bool:
+        if not header or not header.startswith("Bearer "):
+            return False
+        return hmac.compare_digest(header[7:].strip().encode(), self.token)
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "kubesim"
+    timeout = 600  # idle keep-alive connections are closed after this long
+    server: TLSServer
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s " + format, self.client_address[0], *args)
+
+    def _send(self, code: int, body: bytes, content_type: str = "application/json") -> None:
+        head = (
+            f"HTTP/1.1 {code} {_REASONS.get(code, 'Unknown')}\r\n"
+            f"Content-Type: {content_type}\r\n"
+            f"Content-Length: {len(body)}\r\n"
+            "Cache-Control: no-cache, private\r\n"
+        )
+        if self.close_connection:
+            head += "Connection: close\r\n"
+        self.wfile.write(head.encode() + b"\r\n" + body)
+
+    def _send_error(self, err: errors.ApiError) -> None:
+        self._send(err.code, err.body())
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Protocol-level failures (bad request line, unknown method) as Status objects too."""
+        self.close_connection = True
+        reason = {400: "BadRequest", 414: "RequestURITooLong", 431: "RequestHeaderFieldsTooLarge",
+                  501: "NotImplemented", 505: "HTTPVersionNotSupported"}.get(code, "BadRequest")
+        with contextlib.suppress(OSError):
+            self._send(code, errors.ApiError(code, reason, message or explain or _REASONS.get(code, "error")).body())
+
+    def _discard_body(self, limit: int = 32 * 1024 * 1024) -> None:
+        """Read and drop a rejected request's body so the client can read our answer (then we close)."""
+        self.close_connection = True
+        try:
+            remaining = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            return
+        if remaining > limit:
+            return
+        while remaining > 0:
+            chunk = self.rfile.read(min(remaining, 1 << 16))
+            if not chunk:
+                return
+            remaining -= len(chunk)
+
+    def _read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            return self._read_chunked()
+        length_text = self.headers.get("Content-Length")
+        if not length_text:
+            return b""
+        try:
+            length = int(length_text)
+        except ValueError:
+            self.close_connection = True
+            raise errors.bad_request(f"invalid Content-Length {length_text!r}") from None
+        if length > MAX_BODY:
+            self._discard_body()
+            raise errors.entity_too_large(MAX_BODY)
+        if length < 0:
+            self.close_connection = True
+            raise errors.bad_request(f"invalid Content-Length {length_text!r}")
+        return self.rfile.read(length)
+
+    def _read_chunked(self) -> bytes:
+        out = bytearray()
+        while True:
+            line = self.rfile.readline(1024)
+            try:
+                size = int(line.split(b";", 1)[0].strip(), 16)
+            except ValueError:
+                self.close_connection = True
+                raise errors.bad_request("malformed chunked request body") from None
+            if size == 0:
+                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                    pass
+                return bytes(out)
+            if len(out) + size > MAX_BODY:
+                self.close_connection = True
+                raise errors.entity_too_large(MAX_BODY)
+            out += self.rfile.read(size)
+            self.rfile.readline(1024)
+
+    # -- dispatch -----------------------------------------------------------------------------
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_PATCH(self) -> None:
+        self._dispatch("PATCH")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def _dispatch(self, method: str) -> None:
+        started = time.perf_counter()
+        code = 500
+        try:
+            code = self._serve(method)
+        except errors.ApiError as err:
+            code = err.code
+            if method in ("POST", "PUT", "PATCH") and code == 401:
+                self.close_connection = True
+            self._send_error(err)
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError, TimeoutError):
+            self.close_connection = True
+            return
+        except Exception:  # a bug must cost one request, never the connection thread or the server
+            log.warning("%s %s failed:\n%s", method, self.path, traceback.format_exc())
+            self.close_connection = True
+            try:
+                self._send_error(errors.internal("unexpected server error; see apiserver.log"))
+            except OSError:
+                return
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s %s -> %d (%.1f ms)", method, self.path, code, (time.perf_counter() - started) * 1000)
+
+    def _serve(self, method: str) -> int:
+        app = self.server.app
+        url = urllib.parse.urlsplit(self.path)
+        path = url.path.rstrip("/") or "/"
+        query = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
+        if path not in _PUBLIC and not app.authenticated(self.headers.get("Authorization")):
+            if self.headers.get("Content-Length") not in (None, "0"):
+                self._discard_body(MAX_BODY)
+            raise errors.unauthorized()
+        body = self._read_body() if method in ("POST", "PUT", "PATCH", "DELETE") else b""
+        if method == "GET":
+            fixed = self._fixed(path, app)
+            if fixed is not None:
+                code, payload, ctype = fixed
+                self._send(code, payload, ctype)
+                return code
+        found = route(path, query)
+        if found is None:
+            if method == "GET" and path.startswith("/openapi"):
+                self._send(404, b"404 page not found\n", "text/plain; charset=utf-8")
+                return 404
+            raise errors.resource_not_found()
+        code, payload = self._resource(method, found, query, body)
+        if code == 0:
+            return 200  # a watch already streamed its response
+        self._send(code, payload)
+        return code
+
+    def _fixed(self, path: str, app: ApiServer) -> tuple[int, bytes, str] | None:
+        if path in ("/healthz", "/livez", "/readyz"):
+            return 200, b"ok", "text/plain; charset=utf-8"
+        if path == "/version":
+            return 200, discovery.version(), "application/json"
+        if path == "/api":
+            return 200, discovery.core_versions(app.address), "application/json"
+        if path == "/apis":
+            return 200, discovery.group_list(), "application/json"
+        parts = path.strip("/").split("/")
+        doc: bytes | None = None
+        if parts == ["api", "v1"]:
+            doc = discovery.resource_list("", "v1")
+        elif len(parts) == 2 and parts[0] == "apis":
+            doc = discovery.group(parts[1])
+        elif len(parts) == 3 and parts[0] == "apis":
+            doc = discovery.resource_list(parts[1], parts[2])
+        else:
+            return None
+        if doc is None:
+            return 404, b"404 page not found\n", "text/plain; charset=utf-8"
+        return 200, doc, "application/json"
+
+    def _resource(self, method: str, found: Route, query: dict[str, str], body: bytes) -> tuple[int, bytes]:
+        app = self.server.app
+        api = app.api
+        t = found.target
+        res = t.resource
+        verbs = res.verbs
+        if t.subresource:
+            return self._subresource(method, t, query, body)
+        if not t.name:
+            if method == "GET" and found.watch and "watch" in verbs:
+                plan = watch.prepare(api, t, query, app.watch_settings)
+                self._stream(plan)
+                return 0, b""
+            if method == "GET" and "list" in verbs:
+                return 200, listing.list_body(api, t, query)
+            if method == "POST" and "create" in verbs and (t.namespace or not res.namespaced):
+                return api.create(t, body, query)
+            if method == "DELETE" and "deletecollection" in verbs:
+                return listing.delete_collection(api, t, body, query)
+            raise errors.method_not_allowed()
+        if method == "GET" and "get" in verbs:
+            return 200, api.get(t)
+        if method == "PUT" and "update" in verbs:
+            return api.update(t, body, query)
+        if method == "PATCH" and "patch" in verbs:
+            return api.patch(t, self.headers.get("Content-Type", ""), body, query)
+        if method == "DELETE" and "delete" in verbs:
+            return deletion.delete(api, t, body, query)
+        raise errors.method_not_allowed()
+
+    def _subresource(self, method: str, t: rest.Target, query: dict[str, str], body: bytes) -> tuple[int, bytes]:
+        api = self.server.app.api
+        sub = t.subresource
+        if sub == "status":
+            if method == "GET":
+                return 200, api.get(rest.Target(t.resource, t.namespace, t.name))
+            if method == "PUT":
+                return api.update(t, body, query)
+            if method == "PATCH":
+                return api.patch(t, self.headers.get("Content-Type", ""), body, query)
+        elif sub == "scale":
+            if method == "GET":
+                return 200, subresources.scale_get(api, t)
+            if method == "PUT":
+                return 200, subresources.scale_put(api, t, body)
+            if method == "PATCH":
+                return 200, subresources.scale_patch(api, t, self.headers.get("Content-Type", ""), body)
+        elif sub == "eviction" and method == "POST":
+            return eviction.evict(api, t, body)
+        elif sub == "binding" and method == "POST":
+            return subresources.bind(api, t, body)
+        elif sub == "log" and method == "GET":
+            payload = subresources.logs(api, t, query)
+            self._send(200, payload, "text/plain")
+            return 0, b""
+        elif sub == "finalize" and method == "PUT":
+            return 200, subresources.finalize(api, t, body)
+        raise errors.method_not_allowed()
+
+    def _stream(self, plan: watch.Plan) -> None:
+        self.wfile.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+            b"Cache-Control: no-cache, private\r\n\r\n"
+        )
+        sock = self.connection
+
+        def send(data: bytes) -> None:
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+
+        def client_gone() -> bool:
+            return _peer_closed(sock)
+
+        try:
+            plan.run(send, client_gone)
+            self.wfile.write(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError, TimeoutError, OSError):
+            pass
+        self.close_connection = True
+
+
+def _peer_closed(sock: socket.socket) -> bool:
+    """True if the client closed its side (a watch client sends nothing after its request)."""
+    import select
+
+    try:
+        readable, _w, _x = select.select([sock], [], [], 0)
+        if not readable:
+            return False
+        return sock.recv(1) == b""
+    except (OSError, ValueError, ssl.SSLError):
+        return True
+
+
+class TLSServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], context: ssl.SSLContext, app: ApiServer) -> None:
+        self.context = context
+        self.app = app
+        super().__init__(address, Handler)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        """Runs in the connection's thread: do the TLS handshake here, with a deadline."""
+        sock: socket.socket = request
+        try:
+            sock.settimeout(10)
+            tls = self.context.wrap_socket(sock, server_side=True)
+            tls.settimeout(Handler.timeout)
+        except (ssl.SSLError, OSError) as exc:
+            log.debug("TLS handshake with %s failed: %s", client_address, exc)
+            return
+        try:
+            Handler(tls, client_address, self)
+        finally:
+            with contextlib.suppress(OSError):
+                tls.close()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.warning("connection from %s failed:\n%s", client_address, traceback.format_exc())
+
+
+def start(host: str, port: int, context: ssl.SSLContext, app: ApiServer) -> tuple[TLSServer, threading.Thread]:
+    server = TLSServer((host, port), context, app)
+    app.address = f"{host}:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, name="apiserver-accept", daemon=True)
+    thread.start()
+    return server, thread

