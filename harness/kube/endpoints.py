@@ -300,7 +300,7 @@ class EndpointsPublisher:
                 _, selector = self._read_statefulset()
                 self._watch = k8s_watch.Watch()  # type: ignore[no-untyped-call]
                 for _event in self._watch.stream(  # type: ignore[no-untyped-call]
-                    self.core.list_namespaced_pod, self.namespace, label_selector=selector, timeout_seconds=10
+                    self.core.list_namespaced_pod, self.namespace, label_selector=selector, timeout_seconds=5
                 ):
                     if self._stop.is_set():
                         break
@@ -309,7 +309,9 @@ class EndpointsPublisher:
                 if not self._stop.is_set():
                     self.publish()
             except Exception as exc:  # keep following: the cluster may be mid-fault
-                log.warning("following pods of %s: %s; retrying", self.statefulset, exc)
+                if self._stop.is_set():
+                    break  # stop() closed the stream under us
+                log.warning("following pods of %s: %s; retrying in 1s", self.statefulset, exc)
                 self._stop.wait(1.0)
 
     def stop(self) -> None:

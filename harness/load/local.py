@@ -47,9 +47,12 @@ class LocalWriter:
 
     def __init__(
         self, data_dir: Path, ordinal: int, *, statefulset: str = "ckpt", namespace: str = "default",
-        keep_last: int = 0, log_dir: Path | None = None,
+        keep_last: int = 0, log_dir: Path | None = None, host: str = "127.0.0.1", port: int = 0,
     ) -> None:
         self.data_dir = data_dir
+        #: where to listen; port 0 picks a free port at every start (a restart moves)
+        self.host = host
+        self.listen_port = port
         self.ordinal = ordinal
         self.statefulset = statefulset
         self.namespace = namespace
@@ -67,7 +70,7 @@ class LocalWriter:
     def url(self) -> str:
         if self.port is None:
             raise LocalWriterError(f"writer {self.pod} is not running")
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     @property
     def log_path(self) -> Path:
@@ -86,13 +89,16 @@ class LocalWriter:
             "POD_NAME": self.pod,
             "POD_NAMESPACE": self.namespace,
             "POD_INDEX": str(self.ordinal),
-            "LISTEN_HOST": "127.0.0.1",
+            "LISTEN_HOST": self.host,
             "KEEP_LAST": str(self.keep_last),
             "PYTHONUNBUFFERED": "1",
         }
         with self.log_path.open("wb") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "harness", "writer", "serve", "--data-dir", str(self.data_dir), "--port", "0"],
+                [
+                    sys.executable, "-m", "harness", "writer", "serve",
+                    "--data-dir", str(self.data_dir), "--port", str(self.listen_port),
+                ],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
             )
         self._await_ready(deadline_s)
