@@ -138,9 +138,12 @@ def kubectl_path() -> str:
 class PortForward:
     """One ``kubectl port-forward`` to one pod, in its own process group."""
 
-    def __init__(self, target: PodTarget, namespace: str, port: int, kubectl_args: list[str]) -> None:
+    def __init__(
+        self, target: PodTarget, namespace: str, port: int, kubectl_args: list[str], kubectl: str | None = None
+    ) -> None:
         self.target = target
-        cmd = [kubectl_path(), *kubectl_args, "-n", namespace, "port-forward", f"pod/{target.name}", f":{port}"]
+        cmd = [kubectl or kubectl_path(), *kubectl_args, "-n", namespace]
+        cmd += ["port-forward", f"pod/{target.name}", f":{port}"]
         self.proc = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
         )
@@ -214,6 +217,7 @@ class EndpointsPublisher:
         *,
         mode: Mode = "auto",
         kubectl_args: list[str] | None = None,
+        kubectl: str | None = None,
     ) -> None:
         self.core = k8s_client.CoreV1Api(api)
         self.apps = k8s_client.AppsV1Api(api)
@@ -223,6 +227,7 @@ class EndpointsPublisher:
         self.mode: Mode = mode
         #: e.g. ["--kubeconfig", K, "--context", C] so kubectl talks to the same cluster
         self.kubectl_args = kubectl_args or []
+        self.kubectl = kubectl
         self._forwards: dict[int, PortForward] = {}
         self._written: dict[int, str] | None = None
         self._lock = threading.Lock()
@@ -280,7 +285,9 @@ class EndpointsPublisher:
             elif self.mode == "port-forward":
                 if ordinal not in self._forwards:
                     try:
-                        self._forwards[ordinal] = PortForward(target, self.namespace, port, self.kubectl_args)
+                        self._forwards[ordinal] = PortForward(
+                            target, self.namespace, port, self.kubectl_args, self.kubectl
+                        )
                     except KubeEndpointsError as exc:
                         log.warning("ordinal %d left out of the endpoints for now: %s", ordinal, exc)
                         continue

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import socket
+from pathlib import Path
 
 import pytest
 from kubernetes import client as k8s
@@ -72,3 +73,29 @@ def test_tcp_reachable_tells_a_listening_port_from_a_closed_one() -> None:
         port = listener.getsockname()[1]
         assert endpoints.tcp_reachable("127.0.0.1", port)
     assert not endpoints.tcp_reachable("127.0.0.1", port, timeout=0.2)
+
+
+def fake_kubectl(tmp_path: Path, script: str) -> str:
+    path = tmp_path / "kubectl"
+    path.write_text("#!/bin/sh\n" + script)
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_port_forward_reads_the_local_port_kubectl_picked_and_ends_by_pid(tmp_path: Path) -> None:
+    kubectl = fake_kubectl(tmp_path, 'echo "Forwarding from 127.0.0.1:43210 -> 8080"\nexec sleep 60\n')
+    target = endpoints.PodTarget(ordinal=0, name="ckpt-0", uid="u", ip="10.0.0.1", running=True)
+    forward = endpoints.PortForward(target, "default", 8080, ["--context", "kind"], kubectl)
+    try:
+        assert forward.url == "http://127.0.0.1:43210"
+        assert forward.alive()
+    finally:
+        forward.stop()
+    assert not forward.alive()
+
+
+def test_port_forward_that_fails_says_what_kubectl_said(tmp_path: Path) -> None:
+    kubectl = fake_kubectl(tmp_path, 'echo "error: pods \\"ckpt-0\\" not found"\nexit 1\n')
+    target = endpoints.PodTarget(ordinal=0, name="ckpt-0", uid="u", ip=None, running=True)
+    with pytest.raises(endpoints.KubeEndpointsError, match="not found"):
+        endpoints.PortForward(target, "default", 8080, [], kubectl)
