@@ -439,3 +439,77 @@ def test_kubectl_style_cordon_patch() -> None:
     assert out["spec"] == {"podCIDR": "10.0.0.0/24", "unschedulable": True}
     out = patch.strategic_merge_patch(out, {"spec": {"unschedulable": None}}, "Node")
     assert out["spec"] == {"podCIDR": "10.0.0.0/24"}
+
+
+# --- merge-by-key lists against a reference model -------------------------------------------------
+
+CONTAINER_NAMES = st.sampled_from(["a", "b", "c", "d", "e"])
+ENV_NAMES = st.sampled_from(["X", "Y", "Z"])
+
+
+@st.composite
+def containers(draw: st.DrawFn, *, image_required: bool) -> list[dict[str, Any]]:
+    out = []
+    for name in draw(st.lists(CONTAINER_NAMES, unique=True, max_size=4)):
+        item: dict[str, Any] = {"name": name}
+        if image_required or draw(st.booleans()):
+            item["image"] = draw(st.sampled_from(["i1", "i2", "i3"]))
+        if draw(st.booleans()):
+            item["env"] = [{"name": n, "value": draw(st.sampled_from(["1", "2"]))}
+                           for n in draw(st.lists(ENV_NAMES, unique=True, max_size=3))]
+        out.append(item)
+    return out
+
+
+def by_name(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {item["name"]: item for item in items}
+
+
+def reference_merge(original: list[dict[str, Any]], changes: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """What merging containers by name (and their env by name) means, ignoring list order."""
+    merged = {name: copy.deepcopy(item) for name, item in by_name(original).items()}
+    for name, change in by_name(changes).items():
+        target = merged.setdefault(name, {"name": name})
+        if "image" in change:
+            target["image"] = change["image"]
+        if "env" in change:
+            env = by_name(target.get("env", []))
+            env.update(by_name(change["env"]))
+            target["env"] = list(env.values())
+    for item in merged.values():
+        if "env" in item:
+            item["env"] = sorted(item["env"], key=lambda e: e["name"])
+    return merged
+
+
+@settings(max_examples=300, deadline=None)
+@given(containers(image_required=True), containers(image_required=False))
+def test_containers_merge_by_name_like_the_reference_model(
+    original: list[dict[str, Any]], changes: list[dict[str, Any]],
+) -> None:
+    out = patch.strategic_merge_patch(pod(containers=original), {"spec": {"containers": changes}}, "Pod")
+    result = out["spec"]["containers"]
+    names = [c["name"] for c in result]
+    assert len(names) == len(set(names))
+    for item in result:
+        if "env" in item:
+            item["env"] = sorted(item["env"], key=lambda e: e["name"])
+    assert by_name(result) == reference_merge(original, changes)
+    # items only the server had keep their relative order
+    server_only = [c["name"] for c in original if c["name"] not in by_name(changes)]
+    assert [n for n in names if n in server_only] == server_only
+    # patch items keep the patch's order
+    assert [n for n in names if n in by_name(changes)] == [c["name"] for c in changes]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(["f1", "f2", "f3", "f4"]), unique=True, max_size=4),
+       st.lists(st.sampled_from(["f1", "f2", "f3", "f4"]), unique=True, max_size=4),
+       st.lists(st.sampled_from(["f1", "f2", "f3", "f4"]), unique=True, max_size=2))
+def test_finalizers_behave_as_a_set(live: list[str], added: list[str], removed: list[str]) -> None:
+    doc = {"metadata": {"finalizers": live}}
+    out = patch.strategic_merge_patch(
+        doc, {"metadata": {"finalizers": added, "$deleteFromPrimitiveList/finalizers": removed}}, "ConfigMap")
+    result = out["metadata"].get("finalizers", [])
+    assert len(result) == len(set(result))
+    assert set(result) == (set(live) - set(removed)) | set(added)

@@ -38,6 +38,8 @@ from kubesim.apiserver.selectors import SelectorError
         ("n<3", {"n": "-1"}, True),
         ("example.com/role=x", {"example.com/role": "x"}, True),
         ("", {"whatever": "x"}, True),
+        ("app in ( web , db ),tier notin(x)", {"app": "db"}, True),
+        ("in in (in),notin", {"in": "in", "notin": ""}, True),  # keywords are plain words where a key is due
     ],
 )
 def test_label_selector_matches_like_apimachinery(text: str, labels: dict[str, str], expected: bool) -> None:
