@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 
 from kubesim import state
-from kubesim.apiserver import bootstrap, rest, server, store, watch
+from kubesim.apiserver import bootstrap, nslifecycle, rest, server, store, watch
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     state.atomic_write(layout.port_file, f"{port}\n".encode())
     log.info("serving https://127.0.0.1:%d (store %s, resourceVersion %d)", port, layout.db, db.resource_version)
     stop = threading.Event()
+    nslifecycle.start(api, stop)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda _s, _f: stop.set())
     stop.wait()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -43,6 +44,19 @@ class Kind:
     namespaced: bool
     body: Callable[[str, str], dict[str, Any]]
     edit: Callable[[Any], None]
+
+
+def _wait_deleted(lister: Callable[..., Any], name: str, since: str) -> None:
+    """Watch until ``name`` is DELETED (the namespace lifecycle finishes namespaces asynchronously)."""
+    from kubernetes import watch
+
+    stream = watch.Watch()
+    for event in stream.stream(lister, field_selector=f"metadata.name={name}", resource_version=since,
+                               timeout_seconds=10):
+        if event["type"] == "DELETED":
+            stream.stop()
+            return
+    raise AssertionError(f"{name} was not deleted within 10 s")
 
 
 def _label(obj: Any) -> None:
@@ -128,9 +142,7 @@ def test_every_resource_supports_create_read_list_update_delete(kubesim_api: Any
 
     delete(name, *ns_args)
     if kind == "namespace":
-        # A namespace is finalized by the namespace lifecycle: it must at least be Terminating now.
-        assert read(name).status.phase == "Terminating"
-        return
+        _wait_deleted(api.list_namespace, name, created.metadata.resource_version)
     with pytest.raises(ApiException) as err:
         read(name, *ns_args)
     assert err.value.status == 404
@@ -222,12 +234,35 @@ def test_terminating_namespace_refuses_new_objects(kubesim_api: Any) -> None:
     core = client.CoreV1Api(kubesim_api)
     ns = _name("gone")
     core.create_namespace({"metadata": {"name": ns}})
+    core.create_namespaced_config_map(ns, {"metadata": {"name": "held", "finalizers": ["example.com/hold"]}})
     core.delete_namespace(ns)
     with pytest.raises(ApiException) as err:
         core.create_namespaced_config_map(ns, {"metadata": {"name": "x"}})
     body = json.loads(err.value.body)
     assert (err.value.status, body["reason"]) == (403, "Forbidden")
     assert "because it is being terminated" in body["message"]
+    assert core.read_namespace(ns).status.phase == "Terminating"
+
+
+def test_namespace_deletion_removes_its_objects_then_the_namespace(kubesim_api: Any) -> None:
+    """A8: the namespace lifecycle deletes contents, waits for finalizers, then removes the namespace."""
+    core = client.CoreV1Api(kubesim_api)
+    ns = _name("del")
+    created = core.create_namespace({"metadata": {"name": ns}})
+    core.create_namespaced_config_map(ns, {"metadata": {"name": "plain"}})
+    core.create_namespaced_pod(ns, pod_body("unscheduled"))
+    before = core.create_namespaced_config_map(ns, {"metadata": {"name": "held",
+                                                                  "finalizers": ["example.com/hold"]}})
+    core.delete_namespace(ns)
+    since = before.metadata.resource_version
+    _wait_deleted(functools.partial(core.list_namespaced_config_map, ns), "plain", since)
+    _wait_deleted(functools.partial(core.list_namespaced_pod, ns), "unscheduled", since)
+    held = core.read_namespaced_config_map("held", ns)
+    assert held.metadata.deletion_timestamp is not None
+    assert core.read_namespace(ns).status.phase == "Terminating"
+    core.patch_namespaced_config_map("held", ns, {"metadata": {"finalizers": None}},
+                                     _content_type="application/merge-patch+json")
+    _wait_deleted(core.list_namespace, ns, created.metadata.resource_version)
 
 
 def test_resource_versions_increase_across_kinds(kubesim_api: Any, namespace: str) -> None:
