@@ -241,25 +241,31 @@ def validate_pod_spec(spec: object, path: str) -> Errors:
     return errs
 
 
+TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+
+
 def _validate_toleration(tol: Mapping[str, Any], path: str) -> Errors:
+    """validateTolerations: key syntax, operator/value pairing, effect, tolerationSeconds only with NoExecute."""
     errs: Errors = []
     key = tol.get("key") or ""
     if key:
         errs += [fe.invalid(f"{path}.key", key, msg) for msg in selectors.qualified_name_errors(str(key))]
-    operator = tol.get("operator") or "Equal"
-    if operator == "Exists":
+    operator = tol.get("operator") or ""
+    if not key and operator != "Exists":
+        errs.append(fe.invalid(f"{path}.operator", operator, "operator must be Exists when `key` is empty, "
+                                                             "which means \"match all values and all keys\""))
+    if operator in ("Equal", ""):
+        value_errs = selectors.label_value_errors(str(tol.get("value") or ""))
+        if value_errs:
+            errs.append(fe.invalid(f"{path}.operator", tol.get("value"), ";".join(value_errs)))
+    elif operator == "Exists":
         if tol.get("value"):
-            errs.append(fe.invalid(f"{path}.operator", tol.get("value"),
-                                   "value must be empty when `operator` is 'Exists'"))
-    elif operator == "Equal":
-        if not key:
-            errs.append(fe.invalid(f"{path}.operator", operator, "operator must be Exists when `key` is empty, "
-                                                                 "which means \"match all values and all keys\""))
+            errs.append(fe.invalid(f"{path}.operator", dict(tol), "value must be empty when `operator` is 'Exists'"))
     else:
         errs.append(fe.not_supported(f"{path}.operator", operator, ("Equal", "Exists")))
     effect = tol.get("effect")
-    if effect and effect not in ("NoSchedule", "PreferNoSchedule", "NoExecute"):
-        errs.append(fe.not_supported(f"{path}.effect", effect, ("NoExecute", "NoSchedule", "PreferNoSchedule")))
+    if effect and effect not in TAINT_EFFECTS:
+        errs.append(fe.not_supported(f"{path}.effect", effect, TAINT_EFFECTS))
     if tol.get("tolerationSeconds") is not None and effect != "NoExecute":
         errs.append(fe.invalid(f"{path}.effect", effect, "effect must be 'NoExecute' when `tolerationSeconds` is set"))
     return errs

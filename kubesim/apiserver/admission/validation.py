@@ -45,6 +45,7 @@ from kubesim.apiserver.admission.meta import (
 from kubesim.apiserver.admission.podspec import (
     PORT_RANGE_MSG,
     PROTOCOLS,
+    TAINT_EFFECTS,
     port_name_errors,
     valid_port_number,
     validate_pod_spec,
@@ -320,8 +321,10 @@ def _validate_node(obj: Obj) -> Errors:
         else:
             errs += [fe.invalid(f"{tpath}.key", key, msg) for msg in selectors.qualified_name_errors(key)]
         effect = taint.get("effect")
-        if effect not in ("NoSchedule", "PreferNoSchedule", "NoExecute"):
-            errs.append(fe.not_supported(f"{tpath}.effect", effect, ("NoExecute", "NoSchedule", "PreferNoSchedule")))
+        if not effect:
+            errs.append(fe.required(f"{tpath}.effect"))
+        elif effect not in TAINT_EFFECTS:
+            errs.append(fe.not_supported(f"{tpath}.effect", effect, TAINT_EFFECTS))
     return errs
 
 
@@ -529,6 +532,23 @@ PVC_UPDATE_FORBIDDEN = "spec is immutable after creation except resources.reques
     "for bound claims"
 
 
+def _pvc_shrink_errors(new_size: object, old_size: object, capacity: object) -> Errors:
+    """A request may shrink (to recover from a failed expansion) but only to above status.capacity.
+
+    RecoverVolumeExpansionFailure is on by default (GA), so upstream compares with the recorded
+    capacity, and forbids reaching it exactly (`newSize.Cmp(statusSize) <= 0`).
+    """
+    try:
+        new_q = quantity.parse_quantity(new_size)
+        old_q = quantity.parse_quantity(old_size)
+        cap_q = quantity.parse_quantity(capacity) if capacity is not None else quantity.parse_quantity(0)
+    except ValueError:
+        return []  # malformed sizes are reported by spec validation
+    if new_q < old_q and new_q <= cap_q:
+        return [fe.forbidden("spec.resources.requests.storage", "field can not be less than status.capacity")]
+    return []
+
+
 def _validate_pvc_update(new: Obj, old: Obj) -> Errors:
     new_spec, old_spec = dict(as_map(new.get("spec"))), dict(as_map(old.get("spec")))
     errs = validate_pvc_spec(new_spec, "spec")
@@ -536,19 +556,13 @@ def _validate_pvc_update(new: Obj, old: Obj) -> Errors:
         old_spec["volumeName"] = new_spec.get("volumeName")  # the binder sets volumeName once
     bound = get_path(old, "status", "phase") == "Bound"
     new_storage = get_path(new_spec, "resources", "requests", "storage")
+    old_storage = get_path(old_spec, "resources", "requests", "storage")
     if bound:
         old_spec["volumeAttributesClassName"] = new_spec.get("volumeAttributesClassName")
         old_requests = dict(as_map(get_path(old_spec, "resources", "requests")))
         old_requests["storage"] = new_storage
         old_spec["resources"] = {**as_map(old_spec.get("resources")), "requests": old_requests}
-        capacity = get_path(old, "status", "capacity", "storage")
-        if new_storage is not None and capacity is not None:
-            try:
-                if quantity.parse_quantity(new_storage) < quantity.parse_quantity(capacity):
-                    errs.append(fe.forbidden("spec.resources.requests.storage",
-                                             "field can not be less than status.capacity"))
-            except ValueError:
-                pass  # reported by spec validation
+    errs += _pvc_shrink_errors(new_storage, old_storage, get_path(old, "status", "capacity", "storage"))
     clean_new, clean_old = semantic_map(new_spec), semantic_map(old_spec)
     if clean_new != clean_old:
         changed = ", ".join(f"spec.{k}" for k in _changed_keys(clean_new, clean_old))

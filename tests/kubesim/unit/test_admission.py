@@ -629,6 +629,14 @@ def test_only_bound_claims_may_grow_and_never_below_capacity() -> None:
     shrunk["spec"]["resources"]["requests"]["storage"] = "512Mi"
     assert errors_at(admission.validate_update("PersistentVolumeClaim", bound, shrunk)) == [
         ("FieldValueForbidden", "spec.resources.requests.storage")]
+    # recovering from a failed expansion: back down, but still above the recorded capacity
+    recovered = copy.deepcopy(grown_bound)
+    recovered["spec"]["resources"]["requests"]["storage"] = "1536Mi"
+    assert admission.validate_update("PersistentVolumeClaim", grown_bound, recovered) == []
+    to_capacity = copy.deepcopy(grown_bound)
+    to_capacity["spec"]["resources"]["requests"]["storage"] = "1Gi"
+    assert errors_at(admission.validate_update("PersistentVolumeClaim", grown_bound, to_capacity)) == [
+        ("FieldValueForbidden", "spec.resources.requests.storage")]
 
 
 def local_pv(**spec: Any) -> dict[str, Any]:
