@@ -42,7 +42,7 @@ class Disk:
         """A new file that must not exist yet (a leftover would be a bug, never overwritten)."""
         return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
 
-    def write_all(self, fd: int, data: bytes | memoryview) -> None:
+    def write_all(self, fd: int, data: bytes | bytearray | memoryview) -> None:
         view = memoryview(data)
         while view:
             n = os.write(fd, view)

@@ -85,7 +85,7 @@ class _Open:
     """A written file whose fsync is still due (and, for the flush negative control, its tail)."""
 
     fd: int
-    tail: bytes | None
+    tail: payload.Buffer | None
 
 
 class _Cancelled(Exception):
@@ -259,7 +259,7 @@ class CheckpointStore:
         source = payload.ShardPayload(self.volume_id, self.epoch, step, index)
         hold_tail = "flush" in self.unsafe_skip
         h = blake3.blake3()
-        tail: bytes | None = None
+        tail: payload.Buffer | None = None
         fd = self._disk.create(work / name)
         handed_over = False
         try:
@@ -363,7 +363,9 @@ class CheckpointStore:
                 self.reap_now()  # also once more when closing, so a clean shutdown leaves K checkpoints
             except Exception as exc:  # the reaper must outlive one bad pass; the next publish retries
                 self._log.event("retention.failed", error=repr(exc))
-            if self._closing:
+            # a publish's signal always precedes close(); if it came after this pass's clear(),
+            # the event is still set and one more pass runs before the reaper exits
+            if self._closing and not self._reap_wanted.is_set():
                 return
 
     # ---- shutdown ------------------------------------------------------------------------

@@ -64,17 +64,20 @@ def test_manifest_with_inconsistent_total_or_bool_step_is_rejected() -> None:
 
 
 def test_payload_is_not_zeros_and_differs_per_step_shard_and_offset() -> None:
-    a = payload.ShardPayload("v", "e", 1, 0).chunk(0, 65536)
+    def chunk(epoch: str, step: int, shard: int, offset: int, size: int) -> bytes:
+        return bytes(payload.ShardPayload("v", epoch, step, shard).chunk(offset, size))
+
+    a = chunk("e", 1, 0, 0, 65536)
     assert a.count(0) < 1024
-    assert payload.ShardPayload("v", "e", 1, 0).chunk(0, 65536) == a  # deterministic
-    others = [
-        payload.ShardPayload("v", "e", 2, 0).chunk(0, 65536),
-        payload.ShardPayload("v", "e", 1, 1).chunk(0, 65536),
-        payload.ShardPayload("v", "e2", 1, 0).chunk(0, 65536),
-        payload.ShardPayload("v", "e", 1, 0).chunk(65536, 65536),
-    ]
+    assert chunk("e", 1, 0, 0, 65536) == a  # deterministic
+    others = {chunk("e", 2, 0, 0, 65536), chunk("e", 1, 1, 0, 65536), chunk("e2", 1, 0, 0, 65536),
+              chunk("e", 1, 0, 65536, 65536)}
     assert len({a, *others}) == 5
-    assert payload.ShardPayload("v", "e", 1, 0).chunk(100, 50) == a[100:150]
+    assert chunk("e", 1, 0, 100, 50) == a[100:150]
+    whole = chunk("e", 1, 0, 0, 3 * 1024 * 1024)
+    assert chunk("e", 1, 0, 1024 * 1024 - 10, 5000) == whole[1024 * 1024 - 10 : 1024 * 1024 + 4990]
+    blocks = [whole[i : i + 4096] for i in range(0, len(whole), 4096)]
+    assert len(set(blocks)) == len(blocks), "a 4 KiB block repeats inside a shard (dedupable)"
 
 
 def test_final_and_temp_names_round_trip() -> None:
