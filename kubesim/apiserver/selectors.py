@@ -589,7 +589,9 @@ _KIND_FIELDS: Mapping[str, frozenset[str]] = {
         "reason", "reportingComponent", "source", "type",
     },
     "Node": _META_FIELDS | {"spec.unschedulable"},
-    "Namespace": _META_FIELDS | {"status.phase"},
+    # Namespaces and PVs also answer to a bare "name" ("a bug kept for backward compatibility" upstream).
+    "Namespace": _META_FIELDS | {"status.phase", "name"},
+    "PersistentVolume": _META_FIELDS | {"name"},
     "Secret": _META_FIELDS | {"type"},
 }
 
@@ -649,6 +651,9 @@ def object_fields(kind: str, obj: Mapping[str, object]) -> dict[str, str]:
         fields["spec.unschedulable"] = _s(bool(_get(obj, "spec", "unschedulable")))
     elif kind == "Namespace":
         fields["status.phase"] = _s(_get(obj, "status", "phase"))
+        fields["name"] = fields["metadata.name"]
+    elif kind == "PersistentVolume":
+        fields["name"] = fields["metadata.name"]
     elif kind == "Secret":
         fields["type"] = _s(_get(obj, "type"))
     return fields

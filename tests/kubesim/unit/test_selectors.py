@@ -285,6 +285,12 @@ def test_node_unschedulable_and_pod_ip_fields() -> None:
     assert set(selectors.object_fields("Pod", {"metadata": {}})) == POD_FIELDS
 
 
+def test_namespaces_and_volumes_also_answer_to_a_bare_name_field() -> None:
+    sel = selectors.parse_field_selector("name=pv-1", selectors.supported_fields("PersistentVolume"))
+    assert sel.matches(selectors.object_fields("PersistentVolume", {"metadata": {"name": "pv-1"}}))
+
+
 def test_supported_fields_match_the_object_field_sets() -> None:
-    for kind in ("Pod", "Event", "Node", "Namespace", "Secret", "StatefulSet", "PersistentVolumeClaim"):
+    for kind in ("Pod", "Event", "Node", "Namespace", "Secret", "StatefulSet", "PersistentVolumeClaim",
+                 "PersistentVolume"):
         assert set(selectors.object_fields(kind, {"metadata": {"name": "x"}})) == selectors.supported_fields(kind)
