@@ -14,10 +14,12 @@ Per request, on the user's own Jepsen process ``<host>.<pid>-u<n>``:
    answer, ``info`` for everything else — including the load stopping mid-request;
 4. fire locust's own request event so its CSV/HTML/JSON stats stay meaningful.
 
-A failed request re-reads the endpoints file (cheap: a ``stat`` unless it was replaced),
-so load follows a pod that came back elsewhere; while the address is unchanged and the
-ordinal keeps failing, the user backs off (50 ms doubling to 1 s) instead of flooding the
-history with refused connections.
+Before each request a user checks whether the endpoints file was replaced (a ``stat``;
+the JSON is parsed only after a rewrite), so load follows a pod that came back elsewhere,
+and users are re-assigned when ordinals appear or disappear. While an ordinal keeps failing
+at an unchanged address the user backs off (50 ms doubling to 1 s) instead of flooding the
+history with refused connections. SIGUSR1 (the runner's abort) stops every user at once;
+each request in flight is then recorded as ``info``.
 """
 
 from __future__ import annotations
@@ -163,6 +165,9 @@ class CheckpointWriter(User):
         self._conns: dict[str, http.client.HTTPConnection] = {}
         self._last_used: dict[str, float] = {}
         self._ordinals: tuple[int, ...] = ()
+        self._planned_for: tuple[int, ...] = ()
+        self._k = 0
+        self._planned_users = 1
         self._turn = 0
         self._backoff: dict[int, float] = {}
         self._pacer: Any = None
@@ -179,13 +184,25 @@ class CheckpointWriter(User):
         proc.next_user += 1
         self.process = f"{proc.worker_id}-u{k}"
         runner = self.environment.runner
-        planned = max(1, runner.target_user_count if runner is not None else 1, k + 1)
-        ordinals = proc.follower.current.ordinals
-        if not ordinals:
+        self._k = k
+        self._planned_users = max(1, runner.target_user_count if runner is not None else 1, k + 1)
+        if not proc.follower.current.ordinals:
             log.error("checkpoint load cannot start: endpoints file %s lists no ordinals", proc.follower.path)
             raise StopUser()
-        self._ordinals = plan.ordinals_for_user(k, planned, ordinals)
-        rate = plan.user_rate(k, planned, ordinals, proc.options.ckpt_rate_per_ordinal, proc.options.ckpt_workers)
+        self._plan(proc.follower.current.ordinals)
+
+    def _plan(self, ordinals: tuple[int, ...]) -> None:
+        """(Re)assign this user's ordinals: at start, and whenever the endpoints file gains or
+        loses an ordinal (a pod gone, back, scaled), so every present ordinal keeps its load."""
+        proc = self._proc
+        assert proc is not None, "on_start sets the process context"
+        self._planned_for = ordinals
+        if not ordinals:
+            self._ordinals = ()
+            return
+        k, users = self._k, self._planned_users
+        self._ordinals = plan.ordinals_for_user(k, users, ordinals)
+        rate = plan.user_rate(k, users, ordinals, proc.options.ckpt_rate_per_ordinal, proc.options.ckpt_workers)
         self._pacer = constant_throughput(rate) if rate > 0 else None
         log.info("user %s writes to ordinals %s at %s/s", self.process, self._ordinals, rate or "max")
 
@@ -200,6 +217,14 @@ class CheckpointWriter(User):
 
     @task
     def write_checkpoint(self) -> None:
+        proc = self._proc
+        assert proc is not None, "on_start sets the process context"
+        proc.follower.refresh()  # a stat; re-reads only a rewritten file
+        if proc.follower.current.ordinals != self._planned_for:
+            self._plan(proc.follower.current.ordinals)
+        if not self._ordinals:
+            self._pause(-1)  # no ordinal has an address right now
+            return
         ordinal = self._ordinals[self._turn % len(self._ordinals)]
         self._turn += 1
         self._write(ordinal)

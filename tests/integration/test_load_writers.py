@@ -245,3 +245,39 @@ def test_rate_per_ordinal_paces_each_ordinal(tmp_path: Path, writers: local.Loca
     ceiling = rate * duration + spec.users
     for ordinal in (0, 1):
         assert rate * duration * 0.5 <= per_ordinal[ordinal] <= ceiling, per_ordinal
+
+
+def test_ordinal_added_to_the_endpoints_file_mid_run_gets_load(tmp_path: Path, writers: local.LocalWriters) -> None:
+    spec = spec_for(tmp_path, writers, duration_s=5.0, users=2)
+    endpoints.write(spec.endpoints_file, {0: writers.writers[0].url})  # ordinal 1 not reachable yet
+
+    def oks_on(ordinal: int) -> int:
+        files = history.history_files(spec.run_dir) if spec.history_dir.is_dir() else []
+        return sum(
+            1 for p in (history.pair(history.read_history(files)) if files else [])
+            if p.outcome == "ok" and p.invoke.value["ordinal"] == ordinal  # type: ignore[index,call-overload]
+        )
+
+    def await_oks(ordinal: int) -> None:
+        seen = [0]
+
+        def check() -> bool:
+            seen[0] = oks_on(ordinal)
+            return seen[0] >= 2
+
+        def give_up(state: tenacity.RetryCallState) -> None:
+            raise AssertionError(f"waited 10s for acknowledged writes on ordinal {ordinal}; saw {seen[0]}")
+
+        tenacity.Retrying(
+            retry=tenacity.retry_if_result(lambda done: not done), wait=tenacity.wait_fixed(0.05),
+            stop=tenacity.stop_before_delay(10), retry_error_callback=give_up,
+        )(check)
+
+    with runner.LoadRun(spec) as load:
+        await_oks(0)
+        assert oks_on(1) == 0
+        endpoints.write(spec.endpoints_file, writers.urls())
+        await_oks(1)
+        result = load.wait()
+    assert result.requests == len(write_pairs(spec.run_dir))
+    assert durability(spec.run_dir, writers).valid is True
