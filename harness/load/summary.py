@@ -8,6 +8,7 @@ completion. Pure: takes ops, returns numbers.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterable, Sequence
 
 from harness import history, ops
@@ -43,8 +44,8 @@ def percentile(sorted_values: Sequence[float], q: float) -> float | None:
     """Nearest-rank percentile of already sorted values (None when empty)."""
     if not sorted_values:
         return None
-    rank = max(0, min(len(sorted_values) - 1, round(q / 100 * len(sorted_values) + 0.5) - 1))
-    return sorted_values[rank]
+    rank = math.ceil(q / 100 * len(sorted_values))
+    return sorted_values[max(0, min(len(sorted_values), rank) - 1)]
 
 
 def summarise(ops_: Iterable[history.Op]) -> LoadSummary:
