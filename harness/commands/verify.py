@@ -6,13 +6,16 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+if TYPE_CHECKING:
+    from harness import facts
+
 
 def verify(
-    data_dir: Annotated[Path, typer.Argument(help="the volume's data directory (where identity.json lives)")],
+    data_dir: Annotated[Path, typer.Argument(metavar="DIR", help="the volume's data directory (holds identity.json)")],
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object (harness.facts.VolumeFacts)")] = False,
     ordinal: Annotated[
         int | None, typer.Option("--ordinal", min=0, help="the volume's ordinal when it has no identity stamp")
@@ -35,13 +38,10 @@ def verify(
     raise typer.Exit(0 if verify_mod.all_valid(found) else 1)
 
 
-def _print_table(found: object) -> None:
+def _print_table(found: facts.VolumeFacts) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from harness import facts
-
-    assert isinstance(found, facts.VolumeFacts)
     console = Console()
     stamp = found.stamp
     console.print(

@@ -80,6 +80,8 @@ class WriterApp:
         if not ckdir.is_dir():
             self.disk.mkdir(ckdir)
             self.disk.fsync_dir(data)
+        self.log.event("recovery.start", checkpoints_dir=str(ckdir),
+                       note="removing temp dirs, validating the newest checkpoints; not ready until done")
         report = recovery.recover(ckdir, self.pod.ordinal, self.disk, self.log)
         self.recovery = report
         self.store = store.CheckpointStore(
