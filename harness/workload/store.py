@@ -313,10 +313,12 @@ class CheckpointStore:
 
     def _unpublish(self, final: Path, step: int) -> bool:
         """Move a not-durably-published checkpoint out of sight; True when that worked."""
+        trash = self.ckdir / layout.temp_name(step, secrets.token_hex(4), "failed")
         try:
-            self._disk.rename(final, self.ckdir / layout.temp_name(step, secrets.token_hex(4), "failed"))
+            self._disk.rename(final, trash)
         except OSError:
             return False
+        self._disk.remove_tree(trash)
         return True
 
     # ---- retention -----------------------------------------------------------------------

@@ -43,7 +43,10 @@ def verify_volume(data_dir: Path, ordinal: int | None = None) -> tuple[facts.Vol
     ckdir = layout.checkpoints_dir(data_dir)
     checkpoints: list[facts.CheckpointFact] = []
     temp_dirs = temp_bytes = 0
-    names = sorted(os.listdir(ckdir)) if ckdir.is_dir() else []
+    try:
+        names = sorted(os.listdir(ckdir)) if ckdir.is_dir() else []
+    except OSError as exc:
+        raise VerifyInputError(f"cannot list {ckdir}: {exc.strerror}; is the volume mounted and readable?") from exc
     for name in names:
         if layout.is_temp_name(name):
             temp_dirs += 1
