@@ -16,7 +16,7 @@ import dataclasses
 import json
 from typing import Any
 
-from kubesim.apiserver import deletion, errors, rest, selectors, store
+from kubesim.apiserver import deletion, errors, rest, selectors, store, tables
 
 _CONTINUE_EXPIRED = (
     "The provided continue parameter is too old to display a consistent list result. You can start a new list "
@@ -106,7 +106,7 @@ def select(api: rest.Api, t: rest.Target, query: rest.Query) -> tuple[list[store
     return chosen, rv, next_token, remaining
 
 
-def list_body(api: rest.Api, t: rest.Target, query: rest.Query) -> bytes:
+def list_body(api: rest.Api, t: rest.Target, query: rest.Query, as_table: bool = False) -> bytes:
     chosen, rv, token, remaining = select(api, t, query)
     res = t.resource
     meta: dict[str, Any] = {"resourceVersion": str(rv)}
@@ -114,6 +114,9 @@ def list_body(api: rest.Api, t: rest.Target, query: rest.Query) -> bytes:
         meta["continue"] = token
     if remaining is not None:
         meta["remainingItemCount"] = remaining
+    if as_table:
+        pairs = [(e.obj, json.loads(api.present(res, e)) if res.group == "events.k8s.io" else e.obj) for e in chosen]
+        return tables.table(res.kind, pairs, meta, query.get("includeObject", "Metadata"))
     head = store.dumps({"kind": res.list_kind, "apiVersion": res.api_version, "metadata": meta})
     return head[:-1] + b',"items":[' + b",".join(api.present(res, e) for e in chosen) + b"]}"
 

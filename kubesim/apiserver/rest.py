@@ -29,6 +29,8 @@ PATCH_TYPES = (
     "application/strategic-merge-patch+json",
 )
 
+APPLY_PATCH = "application/apply-patch+yaml"
+
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _MAX_GENERATED_NAME_PREFIX = 58
 
@@ -313,8 +315,10 @@ class Api:
     def patch(self, t: Target, content_type: str, body: bytes, query: Query) -> tuple[int, bytes]:
         res = t.resource
         ctype = content_type.split(";", 1)[0].strip().lower()
+        if ctype == APPLY_PATCH:
+            return self.server_side_apply(t, body, query)
         if ctype not in PATCH_TYPES:
-            raise errors.unsupported_media_type(ctype, (*PATCH_TYPES, "application/apply-patch+yaml"))
+            raise errors.unsupported_media_type(ctype, (*PATCH_TYPES, APPLY_PATCH))
         with self.store.write_lock:
             old = self.lookup(t)
             current = self.present_obj(res, old.obj) if res.group == "events.k8s.io" else old.raw
@@ -327,6 +331,40 @@ class Api:
                 )
             entry = self.apply_update(t, old, obj, kind, status_only=t.subresource == "status",
                                       dry_run=query.get("dryRun") == "All")
+        return 200, self.present(res, entry)
+
+    def server_side_apply(self, t: Target, body: bytes, query: Query) -> tuple[int, bytes]:
+        """``application/apply-patch+yaml``, simplified: create if missing, else strategic-merge the applied config.
+
+        There is no field ownership (managedFields) and so no apply conflicts, and fields dropped
+        from the applied configuration are not removed from the live object — enough for tools
+        that default to server-side apply to create and update objects.
+        """
+        import yaml
+
+        try:
+            applied = yaml.safe_load(body)
+        except yaml.YAMLError as exc:
+            raise errors.bad_request(f"error decoding YAML: {exc}") from None
+        if not isinstance(applied, dict):
+            raise errors.bad_request("an apply patch must be a YAML or JSON object")
+        res = t.resource
+        if t.subresource:
+            raise errors.unsupported_media_type(APPLY_PATCH, PATCH_TYPES)
+        check_type(applied, res.api_version, res.kind)
+        name = metadata_of(applied).get("name")
+        if name != t.name:
+            raise errors.bad_request(f"the name of the object ({name or ''}) does not match the name on the URL "
+                                     f"({t.name})")
+        with self.store.write_lock:
+            old = self.store.get(t.rkey, t.namespace, t.name)
+            if old is None:
+                return self.create(t, store.dumps(applied), query)
+            current = self.present_obj(res, old.obj) if res.group == "events.k8s.io" else old.raw
+            merged = apply_patch("application/strategic-merge-patch+json", json.loads(current),
+                                 store.dumps(applied), res.kind)
+            obj, _api_version, kind = self.ingest(res, merged)
+            entry = self.apply_update(t, old, obj, kind, status_only=False, dry_run=query.get("dryRun") == "All")
         return 200, self.present(res, entry)
 
 

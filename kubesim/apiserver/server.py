@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import hmac
 import http.server
+import json
 import logging
 import socket
 import ssl
@@ -33,6 +34,7 @@ from kubesim.apiserver import (
     resources,
     rest,
     subresources,
+    tables,
     watch,
 )
 
@@ -294,19 +296,29 @@ class Handler(http.server.BaseHTTPRequestHandler):
         verbs = res.verbs
         if t.subresource:
             return self._subresource(method, t, query, body)
+        as_table = method == "GET" and tables.wants_table(self.headers.get("Accept", ""))
         if not t.name:
             if method == "GET" and found.watch and "watch" in verbs:
-                plan = watch.prepare(api, t, query, app.watch_settings)
+                plan = watch.prepare(api, t, query, app.watch_settings, as_table=as_table)
                 self._stream(plan)
                 return 0, b""
             if method == "GET" and "list" in verbs:
-                return 200, listing.list_body(api, t, query)
+                body = listing.list_body(api, t, query, as_table=as_table)
+                self._send(200, body, tables.CONTENT_TYPE if as_table else "application/json")
+                return 0, b""
             if method == "POST" and "create" in verbs and (t.namespace or not res.namespaced):
                 return api.create(t, body, query)
             if method == "DELETE" and "deletecollection" in verbs:
                 return listing.delete_collection(api, t, body, query)
             raise errors.method_not_allowed()
         if method == "GET" and "get" in verbs:
+            if as_table:
+                entry = api.lookup(t)
+                presented = json.loads(api.present(res, entry))
+                body = tables.table(res.kind, [(entry.obj, presented)],
+                                    {"resourceVersion": str(entry.rv)}, query.get("includeObject", "Metadata"))
+                self._send(200, body, tables.CONTENT_TYPE)
+                return 0, b""
             return 200, api.get(t)
         if method == "PUT" and "update" in verbs:
             return api.update(t, body, query)
@@ -346,9 +358,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         raise errors.method_not_allowed()
 
     def _stream(self, plan: watch.Plan) -> None:
+        ctype = tables.CONTENT_TYPE if plan.as_table else "application/json"
         self.wfile.write(
-            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
-            b"Cache-Control: no-cache, private\r\n\r\n"
+            f"HTTP/1.1 200 OK\r\nContent-Type: {ctype}\r\nTransfer-Encoding: chunked\r\n"
+            "Cache-Control: no-cache, private\r\n\r\n".encode()
         )
         sock = self.connection
 

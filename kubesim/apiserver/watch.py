@@ -21,11 +21,12 @@ watch cache (``storage/cacher``):
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Callable
 from typing import Any
 
-from kubesim.apiserver import errors, fielderrors, listing, rest, store
+from kubesim.apiserver import errors, fielderrors, listing, rest, store, tables
 
 DEFAULT_TIMEOUT = 1800.0
 INITIAL_EVENTS_END = "k8s.io/initial-events-end"
@@ -60,6 +61,20 @@ class Plan:
     bookmarks: bool
     timeout: float
     settings: Settings
+    as_table: bool = False
+    include: str = "Metadata"
+    _headers_sent: bool = False
+
+    def _render(self, obj: dict[str, Any], raw: bytes) -> bytes:
+        """The event's object: as stored/presented, or as a one-row Table (column headers only once)."""
+        res = self.target.resource
+        if not self.as_table:
+            return raw
+        presented = json.loads(raw) if res.group == "events.k8s.io" else obj
+        meta = {"resourceVersion": obj["metadata"].get("resourceVersion", "")}
+        out = tables.table(res.kind, [(obj, presented)], meta, self.include, headers=not self._headers_sent)
+        self._headers_sent = True
+        return out
 
     def _line(self, etype: str, raw: bytes) -> bytes:
         return b'{"type":"' + etype.encode() + b'","object":' + raw + b"}\n"
@@ -78,7 +93,8 @@ class Plan:
         if self.start_rv is None:
             items, pos = api.store.scan(self.target.rkey, self.target.namespace or None)
             if self.initial_events:
-                batch = [self._line("ADDED", api.present(res, e)) for _k, e in items if self.match(e.obj)]
+                batch = [self._line("ADDED", self._render(e.obj, api.present(res, e)))
+                         for _k, e in items if self.match(e.obj)]
                 for i in range(0, len(batch), 200):
                     send(b"".join(batch[i:i + 200]))
             if self.initial_end_bookmark:
@@ -133,10 +149,10 @@ class Plan:
         else:
             return None
         raw = ev.raw if res.group != "events.k8s.io" else self.api.present_obj(res, ev.obj)
-        return self._line(etype, raw)
+        return self._line(etype, self._render(ev.obj, raw))
 
 
-def prepare(api: rest.Api, t: rest.Target, query: rest.Query, settings: Settings) -> Plan:
+def prepare(api: rest.Api, t: rest.Target, query: rest.Query, settings: Settings, as_table: bool = False) -> Plan:
     """Validate the watch request (errors here are ordinary HTTP errors, before the stream starts)."""
     match = listing.matcher(t, query)
     if t.name:
@@ -173,4 +189,5 @@ def prepare(api: rest.Api, t: rest.Target, query: rest.Query, settings: Settings
             start_rv = api.store.resource_version
     else:
         initial = start_rv is None
-    return Plan(api, t, match, start_rv, initial, bool(send_initial), bookmarks, timeout, settings)
+    return Plan(api, t, match, start_rv, initial, bool(send_initial), bookmarks, timeout, settings,
+                as_table=as_table, include=query.get("includeObject", "Metadata"))

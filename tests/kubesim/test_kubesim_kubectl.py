@@ -140,3 +140,36 @@ def test_get_events(kubectl: Any, namespace: str) -> None:
     kubectl("create", "--validate=false", "-f", "-", stdin=json.dumps(event))
     out = kubectl("get", "events").stdout
     assert "e1" in out or "hello from the test" in out
+
+
+def test_server_side_apply_creates_then_updates(kubectl: Any) -> None:
+    """A3: kubectl apply --server-side (simplified: no field ownership, see rest.server_side_apply)."""
+    assert "serverside-applied" in kubectl("apply", "--server-side", "--validate=false", "-f", "-", stdin=STS).stdout
+    changed = STS.replace("replicas: 2", "replicas: 4")
+    kubectl("apply", "--server-side", "--validate=false", "-f", "-", stdin=changed)
+    assert kubectl("get", "sts", "web", "-o", "jsonpath={.spec.replicas}").stdout == "4"
+
+
+def test_get_prints_server_side_columns(kubectl: Any) -> None:
+    """A7: the server answers kubectl's Table request, so `get pods` shows READY/STATUS like a real cluster."""
+    kubectl("run", "cols", "--image=busybox")
+    lines = kubectl("get", "pods").stdout.splitlines()
+    assert lines[0].split() == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    assert lines[1].split()[:4] == ["cols", "0/1", "Pending", "0"]
+    wide = kubectl("get", "pods", "-o", "wide").stdout.splitlines()[0].split()
+    assert "NODE" in wide
+    assert "IP" in wide
+
+
+def test_table_request_over_raw_http_has_upstream_shape(raw: Any, namespace: str) -> None:
+    """A7: meta.k8s.io/v1 Table with columnDefinitions and PartialObjectMetadata rows."""
+    raw.request("POST", f"/api/v1/namespaces/{namespace}/configmaps", b'{"metadata":{"name":"t"},"data":{"a":"b"}}')
+    reply = raw.request("GET", f"/api/v1/namespaces/{namespace}/configmaps",
+                        headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"})
+    table = reply.json()
+    assert (table["kind"], table["apiVersion"]) == ("Table", "meta.k8s.io/v1")
+    assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "Data", "Age"]
+    assert table["rows"][0]["cells"][:2] == ["t", 1]
+    assert table["rows"][0]["object"]["kind"] == "PartialObjectMetadata"
+    plain = raw.request("GET", f"/api/v1/namespaces/{namespace}/configmaps").json()
+    assert plain["kind"] == "ConfigMapList"
