@@ -1,8 +1,9 @@
 """Waits with a deadline that say what they waited for and what they last saw.
 
-Every wait is a probe returning (done, status line) polled by tenacity with
-``stop_before_delay`` (never sleeps past the deadline); the status line is reported when it
-changes, so a long rollout shows its progress, and a timeout names the last status or error.
+Every wait is a probe returning (done, status line) polled by tenacity; each sleep is cut to
+what is left of the deadline, so the wait never sleeps past it and the probe gets a last look
+at the deadline itself. The status line is reported when it changes, so a long rollout shows
+its progress, and a timeout names the last status or error.
 """
 
 from __future__ import annotations
@@ -61,9 +62,12 @@ def until(
         seen = last[-1] if last else "nothing (the probe never ran)"
         raise WaitTimeout(f"timed out after {timeout:g}s waiting for {what}; last seen: {seen}")
 
+    def sleep_for(state: tenacity.RetryCallState) -> float:
+        return max(0.0, min(interval, timeout - (state.seconds_since_start or 0.0)))
+
     retrying = tenacity.Retrying(
-        stop=tenacity.stop_before_delay(timeout),
-        wait=tenacity.wait_fixed(interval),
+        stop=tenacity.stop_after_delay(timeout),
+        wait=sleep_for,
         retry=tenacity.retry_if_result(lambda status: not status.done),
         retry_error_callback=give_up,
         reraise=True,
@@ -73,12 +77,7 @@ def until(
 
 
 def statefulset_rollout(api_client: k8s_client.ApiClient, name: str, namespace: str) -> Probe:
-    """kubectl's `rollout status` rules for a StatefulSet, as a probe.
-
-    Same order as kubectl (staging/src/k8s.io/kubectl/pkg/polymorphichelpers/rollout_status.go):
-    generation observed, then every replica ready, then a partitioned roll-out counted by
-    updatedReplicas, then currentRevision == updateRevision.
-    """
+    """The rollout of one StatefulSet as a probe (see :func:`rollout_status`)."""
     apps = k8s_client.AppsV1Api(api_client)
 
     def probe() -> Status:
@@ -88,38 +87,48 @@ def statefulset_rollout(api_client: k8s_client.ApiClient, name: str, namespace: 
             if exc.status == 404:
                 return Status(False, f"statefulset {namespace}/{name} does not exist")
             raise
-        spec, status = sts.spec, sts.status
-        generation = sts.metadata.generation if sts.metadata is not None else None
-        observed = status.observed_generation if status is not None else None
-        if status is None or not observed or (generation is not None and observed < generation):
-            return Status(
-                False,
-                f"spec generation {generation} not yet observed by the StatefulSet controller "
-                f"(observedGeneration {observed}); is a StatefulSet controller running?",
-            )
-        replicas = spec.replicas if spec.replicas is not None else 1
-        ready = status.ready_replicas or 0
-        if ready < replicas:
-            return Status(False, f"{ready} of {replicas} pods ready")
-        strategy = spec.update_strategy
-        if strategy is not None and strategy.type == "OnDelete":
-            return Status(True, f"{ready} of {replicas} pods ready (OnDelete: pods update only when deleted)")
-        partition = 0
-        if strategy is not None and strategy.rolling_update is not None:
-            partition = strategy.rolling_update.partition or 0
-        if partition > 0:
-            updated = status.updated_replicas or 0
-            if updated < replicas - partition:
-                return Status(False, f"partitioned roll-out: {updated} of {replicas - partition} pods updated")
-            return Status(True, f"partitioned roll-out complete: {updated} new pods, partition {partition}")
-        if status.update_revision != status.current_revision:
-            updated = status.updated_replicas or 0
-            return Status(
-                False, f"rolling update: {updated} of {replicas} pods at revision {status.update_revision}"
-            )
-        return Status(True, f"{ready} of {replicas} pods ready at revision {status.current_revision}")
+        return rollout_status(sts)
 
     return probe
+
+
+def rollout_status(sts: k8s_client.V1StatefulSet) -> Status:
+    """kubectl's `rollout status` rules for a StatefulSet, one step stricter.
+
+    Same order as kubectl (staging/src/k8s.io/kubectl/pkg/polymorphichelpers/rollout_status.go):
+    generation observed, then every replica ready, then updatedReplicas >= replicas - partition.
+    kubectl stops there whenever rollingUpdate is set; with partition 0 we also wait until the
+    controller records updateRevision as current (it does once every pod is updated and ready),
+    so a scenario starting right after sees a settled set. OnDelete has no roll-out (kubectl
+    refuses it): done once every replica is ready.
+    """
+    spec, status = sts.spec, sts.status
+    generation = sts.metadata.generation if sts.metadata is not None else None
+    observed = status.observed_generation if status is not None else None
+    if status is None or not observed or (generation is not None and observed < generation):
+        return Status(
+            False,
+            f"spec generation {generation} not yet observed by the StatefulSet controller "
+            f"(observedGeneration {observed}); is a StatefulSet controller running?",
+        )
+    replicas = spec.replicas if spec.replicas is not None else 1
+    ready = status.ready_replicas or 0
+    if ready < replicas:
+        return Status(False, f"{ready} of {replicas} pods ready")
+    strategy = spec.update_strategy
+    if strategy is not None and strategy.type == "OnDelete":
+        return Status(True, f"{ready} of {replicas} pods ready (OnDelete: pods update only when deleted)")
+    partition = 0
+    if strategy is not None and strategy.rolling_update is not None:
+        partition = strategy.rolling_update.partition or 0
+    updated = status.updated_replicas or 0
+    if updated < replicas - partition:
+        return Status(False, f"rolling update: {updated} of {replicas - partition} pods updated")
+    if partition > 0:
+        return Status(True, f"partitioned roll-out complete: {updated} new pods, partition {partition}")
+    if status.update_revision != status.current_revision:
+        return Status(False, f"rolling update: waiting for revision {status.update_revision} to become current")
+    return Status(True, f"{ready} of {replicas} pods ready at revision {status.current_revision}")
 
 
 def pods_gone(api_client: k8s_client.ApiClient, namespace: str, label_selector: str) -> Probe:
