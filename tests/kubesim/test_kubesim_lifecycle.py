@@ -264,3 +264,25 @@ def test_pod_log_validates_the_container(kubesim_api: Any, namespace: str) -> No
     with pytest.raises(ApiException) as missing:
         core.read_namespaced_pod_log("absent", namespace)
     assert missing.value.status == 404
+
+
+def test_eviction_of_a_pending_pod_ignores_the_budget(kubesim_api: Any, namespace: str) -> None:
+    """D4: Pending pods are evicted without consulting the PDB (canIgnorePDB)."""
+    core = client.CoreV1Api(kubesim_api)
+    policy = client.PolicyV1Api(kubesim_api)
+    core.create_namespaced_pod(namespace, _pod("pending", labels={"app": "pp"}))
+    policy.create_namespaced_pod_disruption_budget(namespace, _pdb("pp-pdb", "pp"))
+    _data, status, _headers = core.create_namespaced_pod_eviction_with_http_info(
+        "pending", namespace, client.V1Eviction(metadata=client.V1ObjectMeta(name="pending")))
+    assert status == 201
+    with pytest.raises(ApiException) as err:
+        core.read_namespaced_pod("pending", namespace)
+    assert err.value.status == 404
+
+
+def test_eviction_of_a_missing_pod_is_404(kubesim_api: Any, namespace: str) -> None:
+    core = client.CoreV1Api(kubesim_api)
+    with pytest.raises(ApiException) as err:
+        core.create_namespaced_pod_eviction("absent", namespace, client.V1Eviction(
+            metadata=client.V1ObjectMeta(name="absent")))
+    assert err.value.status == 404
