@@ -6,6 +6,7 @@ import concurrent.futures
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -193,8 +194,9 @@ def test_sigterm_finishes_in_flight_writes_and_exits_0(tmp_path: Path, writer_sp
         status, ack = pending.result(timeout=60)
     assert status == 200, f"the in-flight checkpoint was not finished before exit: {ack}"
     found, _ = verify_mod.verify_volume(tmp_path)
-    assert all(c.valid for c in found.checkpoints)
+    assert [c.valid for c in found.checkpoints] == [True]
     assert any(e["event"] == "stopped" and e["drained"] for e in w.events)
+    shutil.rmtree(ckdir)  # 256 MiB: do not leave it to pytest's tmp_path retention
 
 
 def test_verify_cli_prints_volume_facts_json(tmp_path: Path, writer_spawn) -> None:
