@@ -16,6 +16,7 @@ from rich.console import Console
 #: suite name → "module:function"; the function takes a rich Console and prints its figures.
 SUITES: dict[str, str] = {
     "checkers": "harness.checkers.bench:run",
+    "writer": "harness.workload.bench:run",
 }
 
 
