@@ -62,6 +62,11 @@ def load(
     ] = 0.0,
     workers: Annotated[int, typer.Option("--workers", help="locust worker processes (0 = one local process)")] = 0,
     timeout: Annotated[float, typer.Option("--timeout", help="seconds before a request counts as info")] = 60.0,
+    stages: Annotated[
+        str | None,
+        typer.Option("--stages", help="changing load DURATION:USERS[@RATE],... e.g. 30s:4,2m:16@4 "
+                     "(replaces --users/--duration)"),
+    ] = None,
     volumes: Annotated[
         str | None, typer.Option("--volumes", help="ORD=DIR[,...]: local volumes to read back into facts.json")
     ] = None,
@@ -71,10 +76,15 @@ def load(
 ) -> None:
     """Write checkpoints to every ordinal with locust; print a summary; store a checkable run folder."""
     from harness.load import endpoints, preflight, runner, units
+    from harness.load import stages as stages_mod
 
     try:
         duration_s = units.parse_duration(duration)
         size_bytes = units.parse_size(size)
+        load_stages = stages_mod.parse(stages) if stages is not None else ()
+        if load_stages:
+            duration_s = stages_mod.total_s(load_stages)
+            users = max(s.users for s in load_stages)
         volume_dirs = _parse_volumes(volumes) if volumes else {}
     except ValueError as exc:
         raise _bad(str(exc)) from None
@@ -90,7 +100,7 @@ def load(
             spec = runner.LoadSpec(
                 endpoints_file=endpoints_path, run_dir=staging, users=users, spawn_rate=spawn_rate,
                 duration_s=duration_s, size_bytes=size_bytes, shards=shards, rate_per_ordinal=rate_per_ordinal,
-                workers=workers, request_timeout_s=timeout,
+                workers=workers, request_timeout_s=timeout, stages=load_stages,
             )
             if urls is not None:
                 endpoints.write(endpoints_path, endpoints.parse_url_list(urls).urls)
@@ -106,7 +116,7 @@ def load(
             "urls": urls, "statefulset": statefulset, "namespace": namespace, "context": context, "reach": reach,
             "users": users, "spawn_rate": spawn_rate, "duration_s": duration_s, "size_bytes": size_bytes,
             "shards": shards, "rate_per_ordinal": rate_per_ordinal, "workers": workers, "timeout_s": timeout,
-            "keep_last": keep_last, "volumes": {str(o): str(p) for o, p in volume_dirs.items()},
+            "keep_last": keep_last, "stages": stages, "volumes": {str(o): str(p) for o, p in volume_dirs.items()},
         }
         code = _run(
             spec, out, volume_dirs=volume_dirs, keep_last=keep_last, settings=settings,

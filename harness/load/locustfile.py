@@ -75,6 +75,7 @@ def _add_options(parser: ArgumentParser) -> None:
     group.add_argument("--ckpt-rate-per-ordinal", type=float, default=0.0, help="checkpoints/s per ordinal; 0 = max")
     group.add_argument("--ckpt-workers", type=int, default=1, help="locust processes sharing the rate")
     group.add_argument("--ckpt-timeout", type=float, default=60.0, help="seconds before a request is info")
+    group.add_argument("--ckpt-stages", default="", help="DURATION:USERS[@RATE],... (with -f ...,shape.py)")
 
 
 class _Process:
@@ -220,6 +221,12 @@ class CheckpointWriter(User):
         proc = self._proc
         assert proc is not None, "on_start sets the process context"
         proc.follower.refresh()  # a stat; re-reads only a rewritten file
+        runner = self.environment.runner
+        target = runner.target_user_count if runner is not None else 0
+        if target > 0 and max(target, self._k + 1) != self._planned_users:
+            # a shape changed the user count: spread and pace for the new count
+            self._planned_users = max(target, self._k + 1)
+            self._planned_for = ()
         if proc.follower.current.ordinals != self._planned_for:
             self._plan(proc.follower.current.ordinals)
         if not self._ordinals:

@@ -42,10 +42,12 @@ from types import TracebackType
 
 from harness import history
 from harness.load import metrics
+from harness.load import stages as stages_mod
 
 log = logging.getLogger(__name__)
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+SHAPEFILE = Path(__file__).with_name("shape.py")
 LOAD_DIR = "load"
 #: Time locust gets after the run for reports and for the master to collect worker stats.
 REPORT_GRACE_S = 15.0
@@ -75,6 +77,8 @@ class LoadSpec:
     rate_per_ordinal: float = 0.0
     workers: int = 0
     request_timeout_s: float = 60.0
+    #: a changing load (LoadTestShape); when given, ``users`` and ``duration_s`` are unused
+    stages: tuple[stages_mod.Stage, ...] = ()
 
     def __post_init__(self) -> None:
         problems = []
@@ -108,7 +112,8 @@ class LoadSpec:
     @property
     def deadline_s(self) -> float:
         """Longest a run may take from start to exit before it is killed."""
-        return self.duration_s + self.request_timeout_s + REPORT_GRACE_S + (30.0 if self.workers else 0.0)
+        load_s = stages_mod.total_s(self.stages) if self.stages else self.duration_s
+        return load_s + self.request_timeout_s + REPORT_GRACE_S + (30.0 if self.workers else 0.0)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -136,15 +141,22 @@ def _free_port() -> int:
 def locust_command(spec: LoadSpec, role: str = "local", master_port: int = 0) -> list[str]:
     """The argv of one locust process; ``role`` is local, master or worker."""
     load = spec.load_dir.resolve()
-    cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--loglevel", "INFO"]
+    files = f"{LOCUSTFILE},{SHAPEFILE}" if spec.stages else str(LOCUSTFILE)
+    cmd = [sys.executable, "-m", "locust", "-f", files, "--loglevel", "INFO"]
     if role == "worker":
         # Workers take every --ckpt-* option from the master's spawn message.
         return [*cmd, "--worker", "--master-host", "127.0.0.1", "--master-port", str(master_port)]
+    cmd.append("--headless")
+    if spec.stages:
+        # The shape decides users and duration (locust ignores --users/--run-time with one).
+        cmd += ["--ckpt-stages", ",".join(f"{s.duration_s}s:{s.users}@{s.spawn_rate}" for s in spec.stages)]
+    else:
+        cmd += [
+            "--users", str(spec.users),
+            "--spawn-rate", str(spec.spawn_rate),
+            "--run-time", f"{max(1, round(spec.duration_s))}s",
+        ]
     cmd += [
-        "--headless",
-        "--users", str(spec.users),
-        "--spawn-rate", str(spec.spawn_rate),
-        "--run-time", f"{max(1, round(spec.duration_s))}s",
         "--stop-timeout", f"{math.ceil(spec.request_timeout_s)}s",
         "--csv", str(load / "locust"),
         "--csv-full-history",

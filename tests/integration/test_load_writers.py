@@ -18,7 +18,7 @@ import pytest
 import tenacity
 
 from harness import checkers, facts, history, ops
-from harness.load import endpoints, local, runner, volumes
+from harness.load import endpoints, local, runner, stages, volumes
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -281,3 +281,20 @@ def test_ordinal_added_to_the_endpoints_file_mid_run_gets_load(tmp_path: Path, w
         result = load.wait()
     assert result.requests == len(write_pairs(spec.run_dir))
     assert durability(spec.run_dir, writers).valid is True
+
+
+def test_stages_shape_steps_the_user_count(tmp_path: Path, writers: local.LocalWriters) -> None:
+    spec = spec_for(tmp_path, writers, stages=stages.parse("2s:1@10,2s:3@10"), size_bytes=4096)
+    result = runner.run(spec)
+    assert result.exit_code == 0
+    pairs = write_pairs(spec.run_dir)
+    assert result.requests == len(pairs)
+    first_invoke: dict[str, float] = {}
+    for p in pairs:
+        first_invoke.setdefault(p.invoke.process, p.invoke.time)
+    assert len(first_invoke) == 3, f"three users in the last stage, got {sorted(first_invoke)}"
+    start = min(first_invoke.values())
+    late = sorted(t - start for t in first_invoke.values())[1:]
+    assert all(t >= 1.5 for t in late), f"users 2 and 3 must start with the second stage, started at {late}"
+    ordinals_late = {p.invoke.value["ordinal"] for p in pairs if p.invoke.time - start > 3.0}  # type: ignore[index,call-overload]
+    assert ordinals_late == {0, 1}
