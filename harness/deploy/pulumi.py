@@ -91,12 +91,18 @@ def deploy(
     direct.validate_offline(built)
     api = direct.connect(target, progress)
     try:
-        direct.preflight(api, built)
+        namespace_state, _storage = direct.preflight(api, built)
     finally:
         kube_client.close(api)
     from pulumi import automation as auto
 
-    stack = _stack(spec, target, state_dir, lambda: _declare(built))
+    owns_namespace = [namespace_state == "missing"]
+    stack = _stack(spec, target, state_dir, lambda: _declare(built, manage_namespace=owns_namespace[0]))
+    if not owns_namespace[0]:
+        # It exists: the stack may own it from an earlier `up`; if not, it must stay hands-off.
+        owns_namespace[0] = _stack_owns(stack, pulumi_program.resource_name(built.namespace))
+        if not owns_namespace[0]:
+            progress(f"namespace {spec.namespace} exists and is labelled for tests; the stack will not own it")
     progress(f"pulumi up: stack {stack_name(spec)} (state in {state_dir})")
     try:
         result = stack.up(on_output=progress)
@@ -115,7 +121,7 @@ def undeploy(
     from pulumi import automation as auto
 
     built = manifests.build(spec)
-    stack = _stack(spec, target, state_dir, lambda: _declare(built))
+    stack = _stack(spec, target, state_dir, lambda: _declare(built, manage_namespace=True))
     progress(f"pulumi destroy: stack {stack_name(spec)}")
     try:
         stack.destroy(on_output=progress)
@@ -123,8 +129,15 @@ def undeploy(
         raise direct.DeployError(f"pulumi destroy failed: {_last_line(str(exc))}", bad_input=False) from None
 
 
-def _declare(built: manifests.Manifests) -> None:
-    pulumi_program.declare(built)
+def _declare(built: manifests.Manifests, *, manage_namespace: bool) -> None:
+    pulumi_program.declare(built, manage_namespace=manage_namespace)
+
+
+def _stack_owns(stack: auto.Stack, resource_name: str) -> bool:
+    """Whether the stack's recorded state holds a resource of that logical name."""
+    deployment = stack.export_stack().deployment or {}
+    resources = deployment.get("resources") or []
+    return any(str(resource.get("urn", "")).endswith(f"::{resource_name}") for resource in resources)
 
 
 def _last_line(text: str) -> str:

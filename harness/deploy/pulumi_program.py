@@ -24,6 +24,10 @@ from harness.kube import models as kube_models
 #: Pulumi config namespace of the program (`pulumi config set ckpt:replicas 5`).
 CONFIG_NAMESPACE = "ckpt"
 PROJECT_NAME = "ckpt-chaos"
+#: Program settings that are not part of the deploy spec. ``manageNamespace: false`` deploys
+#: into an existing (labelled) namespace without the stack owning it: Pulumi refuses to create
+#: an object that already exists, and a stack that owns a namespace deletes it on destroy.
+MANAGE_NAMESPACE_KEY = "manageNamespace"
 
 
 def spec_from_config(config: Mapping[str, str]) -> deploy_spec.DeploySpec:
@@ -39,12 +43,24 @@ def spec_from_config(config: Mapping[str, str]) -> deploy_spec.DeploySpec:
         if namespace != CONFIG_NAMESPACE:
             continue
         key = key.removeprefix("config:")  # older engines spell keys "ckpt:config:replicas"
+        if key == MANAGE_NAMESPACE_KEY:
+            continue
         option = by_config_key.get(key)
         if option is None:
-            known = ", ".join(f"{CONFIG_NAMESPACE}:{k}" for k in by_config_key)
+            known = ", ".join(f"{CONFIG_NAMESPACE}:{k}" for k in [*by_config_key, MANAGE_NAMESPACE_KEY])
             raise deploy_spec.SpecError(f"{CONFIG_NAMESPACE}:{key} is not a setting of this program; known: {known}")
         raw[option.key] = str(value)
     return deploy_spec.parse(raw, source="pulumi")
+
+
+def manage_namespace_from_config(config: Mapping[str, str]) -> bool:
+    for key in (f"{CONFIG_NAMESPACE}:{MANAGE_NAMESPACE_KEY}", f"{CONFIG_NAMESPACE}:config:{MANAGE_NAMESPACE_KEY}"):
+        if key in config:
+            value = config[key].strip().lower()
+            if value in ("true", "false"):
+                return value == "true"
+            raise deploy_spec.SpecError(f"{key}: {config[key]!r} is not true or false")
+    return True
 
 
 def current_config() -> dict[str, str]:
@@ -59,8 +75,12 @@ def resource_name(obj: manifests.KubeObject) -> str:
     return f"{obj.name}-{obj.kind.lower()}"
 
 
-def declare(built: manifests.Manifests, provider: object | None = None) -> dict[str, object]:
+def declare(
+    built: manifests.Manifests, *, manage_namespace: bool = True, provider: object | None = None
+) -> dict[str, object]:
     """Register every object as a typed pulumi_kubernetes resource; returns them by kind.
+
+    With ``manage_namespace`` False the namespace is left out (it exists and is not the stack's).
 
     Must run inside a Pulumi program (or under ``pulumi.runtime.set_mocks``).
     """
@@ -84,19 +104,24 @@ def declare(built: manifests.Manifests, provider: object | None = None) -> dict[
         body = copy.deepcopy(obj.body)
         return {"metadata": body["metadata"], **({"spec": body["spec"]} if "spec" in body else {})}
 
-    namespace = k8s.core.v1.Namespace(resource_name(built.namespace), **fields(built.namespace), opts=options())
+    resources: dict[str, object] = {}
+    first: list[pulumi.Resource] = []
+    if manage_namespace:
+        namespace = k8s.core.v1.Namespace(resource_name(built.namespace), **fields(built.namespace), opts=options())
+        resources["Namespace"] = namespace
+        first.append(namespace)
     service = k8s.core.v1.Service(
-        resource_name(built.service), **fields(built.service), opts=options(namespace, replace_first=True)
+        resource_name(built.service), **fields(built.service), opts=options(*first, replace_first=True)
     )
-    statefulset = k8s.apps.v1.StatefulSet(
+    resources["Service"] = service
+    resources["StatefulSet"] = k8s.apps.v1.StatefulSet(
         resource_name(built.statefulset),
         **fields(built.statefulset),
-        opts=options(namespace, service, replace_first=True),
+        opts=options(*first, service, replace_first=True),
     )
-    resources: dict[str, object] = {"Namespace": namespace, "Service": service, "StatefulSet": statefulset}
     if built.pdb is not None:
         resources["PodDisruptionBudget"] = k8s.policy.v1.PodDisruptionBudget(
-            resource_name(built.pdb), **fields(built.pdb), opts=options(namespace, replace_first=True)
+            resource_name(built.pdb), **fields(built.pdb), opts=options(*first, replace_first=True)
         )
     spec = built.spec
     pulumi.export("namespace", spec.namespace)

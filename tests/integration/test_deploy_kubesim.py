@@ -291,3 +291,25 @@ def test_kubectl_client_dry_run_accepts_the_rendered_files(kubeconfig: Path, tmp
         "statefulset.apps/ckpt created (dry run)",
         "poddisruptionbudget.policy/ckpt created (dry run)",
     ]
+
+
+def test_cli_refusals_are_one_line_exit_2(kubeconfig: Path, api: client.ApiClient, namespace: str) -> None:
+    from typer.testing import CliRunner
+
+    from harness import cli
+
+    client.CoreV1Api(api).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+    runner = CliRunner()
+    for args, expected in [
+        (["--namespace", namespace], f"error: namespace {namespace} exists but is not labelled"),
+        (["--namespace", namespace + "-x", "--storage-class", "nope"], "error: storage class 'nope' does not exist"),
+    ]:
+        result = runner.invoke(cli.build_app(), ["deploy", "--kubeconfig", str(kubeconfig), *args])
+        assert result.exit_code == 2, result.stderr
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1
+        assert errors[0].startswith(expected)
+    assert nothing_in(api, namespace)
+    result = runner.invoke(cli.build_app(), ["undeploy", "--kubeconfig", str(kubeconfig), "--namespace", namespace])
+    assert result.exit_code == 2  # undeploy refuses an unlabelled namespace too
+    assert f"namespace {namespace} exists but is not labelled" in result.stderr

@@ -100,6 +100,7 @@ CONFIGS = {
         "kubernetes:context": "kind-ckpt-chaos",
     },
     "no-pdb-ondelete": {"ckpt:pdb": "false", "ckpt:updateStrategy": "OnDelete", "ckpt:name": "llm"},
+    "existing-namespace": {"ckpt:manageNamespace": "false", "ckpt:namespace": "team-chaos"},
 }
 
 
@@ -116,11 +117,13 @@ def test_registered_resources_equal_the_manifests_field_for_field(
 ) -> None:
     config, resources = registered
     built = manifests.build(pulumi_program.spec_from_config(config))
+    expected = [
+        obj for obj in built if obj.kind != "Namespace" or pulumi_program.manage_namespace_from_config(config)
+    ]
     by_type = {resource["type"]: resource for resource in resources}
     assert len(by_type) == len(resources), "one resource per type"
-    expected_types = {PULUMI_TYPES[obj.kind] for obj in built}
-    assert set(by_type) == expected_types
-    for obj in built:
+    assert set(by_type) == {PULUMI_TYPES[obj.kind] for obj in expected}
+    for obj in expected:
         resource = by_type[PULUMI_TYPES[obj.kind]]
         assert resource["name"] == pulumi_program.resource_name(obj)
         assert normalise(resource["inputs"]) == obj.body, f"{obj.ref} differs from manifests.py"
@@ -155,6 +158,24 @@ def test_headless_service_named_by_service_name_is_registered(
     assert governing[0]["inputs"]["spec"]["clusterIP"] == "None"
 
 
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ({"ckpt:volumeSize": "1GB"}, "ckpt:volumeSize: '1GB' is not a Kubernetes quantity"),
+        ({"ckpt:storageClass": "Fast_SSD"}, "ckpt:storageClass: 'Fast_SSD' is not a storage class name"),
+        ({"ckpt:manageNamespace": "perhaps"}, "ckpt:manageNamespace: 'perhaps' is not true or false"),
+    ],
+)
+def test_bad_config_value_is_one_line_naming_its_key(config: dict[str, str], expected: str) -> None:
+    def program_settings() -> None:  # what infra/__main__.py reads, in its order
+        pulumi_program.spec_from_config(config)
+        pulumi_program.manage_namespace_from_config(config)
+
+    with pytest.raises(spec.SpecError) as caught:
+        program_settings()
+    assert str(caught.value).startswith(expected)
+
+
 def test_config_keys_map_onto_spec_fields() -> None:
     parsed = pulumi_program.spec_from_config(CONFIGS["scenario-like"])
     assert parsed.replicas == 5
@@ -164,6 +185,8 @@ def test_config_keys_map_onto_spec_fields() -> None:
     assert parsed.writer.max_checkpoint_bytes == 16 * 2**20
     # the older engine spelling of keys still maps
     assert pulumi_program.spec_from_config({"ckpt:config:replicas": "4"}).replicas == 4
+    assert pulumi_program.manage_namespace_from_config({}) is True
+    assert pulumi_program.manage_namespace_from_config({"ckpt:manageNamespace": "false"}) is False
 
 
 @pytest.mark.parametrize(
@@ -171,7 +194,6 @@ def test_config_keys_map_onto_spec_fields() -> None:
     [
         ({"ckpt:replicas": "-1"}, "ckpt:replicas: must be 0 or more, got -1"),
         ({"ckpt:replica": "3"}, "ckpt:replica is not a setting of this program"),
-        ({"ckpt:volumeSize": "1GB"}, "ckpt:volumeSize: '1GB' is not a Kubernetes quantity"),
     ],
 )
 def test_bad_config_fails_the_program_with_one_line_and_registers_nothing(
@@ -188,3 +210,4 @@ def test_config_table_in_infra_readme_lists_every_key() -> None:
     readme = (REPO / "infra" / "README.md").read_text()
     for option in spec.OPTIONS:
         assert f"`ckpt:{option.config_key}`" in readme, option.config_key
+    assert f"`ckpt:{pulumi_program.MANAGE_NAMESPACE_KEY}`" in readme
