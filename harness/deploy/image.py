@@ -13,10 +13,10 @@ import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import harness
+from harness.deploy import checkout
 from harness.deploy import spec as deploy_spec
 
-DOCKERFILE = Path("infra") / "Dockerfile"
+DOCKERFILE = checkout.DOCKERFILE
 DOCKER_INFO_TIMEOUT = 20.0
 
 
@@ -48,14 +48,8 @@ class BuildPlan:
         return [kind, "load", "docker-image", self.tag, "--name", self.kind_cluster]
 
 
-def source_root() -> Path | None:
-    """The checkout this harness runs from, if it is one (it holds infra/Dockerfile)."""
-    root = Path(harness.__file__).resolve().parent.parent
-    return root if (root / DOCKERFILE).is_file() and (root / "pyproject.toml").is_file() else None
-
-
 def plan(context: Path | None, tag: str | None, kind_cluster: str | None) -> BuildPlan:
-    root = context if context is not None else source_root()
+    root = context if context is not None else checkout.source_root()
     if root is None:
         raise ImageError(
             "no source checkout found (infra/Dockerfile next to pyproject.toml); pass --context PATH_TO_REPO"

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.deploy import direct, manifests, pulumi_program
+from harness.deploy import checkout, direct, manifests, pulumi_program
 from harness.deploy import spec as deploy_spec
 from harness.kube import client as kube_client
 
@@ -36,9 +36,7 @@ def cli_problem() -> str | None:
 
 def default_state_dir() -> Path:
     """infra/.pulumi in a source checkout (git-ignored), else a per-user directory."""
-    from harness.deploy import image  # source_root lives with the other checkout-locating code
-
-    root = image.source_root()
+    root = checkout.source_root()
     if root is not None:
         return root / "infra" / ".pulumi"
     return Path(os.environ.get("XDG_STATE_HOME", "~/.local/state")).expanduser() / "ckpt-chaos" / "pulumi"
