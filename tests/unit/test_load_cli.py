@@ -37,6 +37,9 @@ def run_load(tmp_path: Path, *args: str) -> tuple[int, str]:
         (("--urls", "http://127.0.0.1:1", "--shards", "0"), "shards must be >= 1"),
         (("--urls", "http://127.0.0.1:1", "--reach", "teleport"), "--reach"),
         (("--urls", "http://127.0.0.1:1", "--volumes", "nodir"), "ORDINAL=DIR"),
+        (("--urls", "http://127.0.0.1:1", "--stages", "30s"), "DURATION:USERS"),
+        (("--urls", "http://127.0.0.1:1", "--workers", "-1"), "workers must be >= 0"),
+        (("--urls", "http://127.0.0.1:1", "--rate-per-ordinal", "-2"), "rate per ordinal must be >= 0"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_creates_nothing(tmp_path: Path, args: tuple[str, ...],
