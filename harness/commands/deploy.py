@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Literal, NoReturn
 
@@ -21,6 +22,18 @@ DEFAULT_TIMEOUT = 300.0
 def _fail(message: str, *, code: int) -> NoReturn:
     print(f"error: {message}", file=sys.stderr)
     raise typer.Exit(code)
+
+
+def _progress_printer() -> Callable[[str], None]:
+    """Lines to stderr as they come; never read as rich markup (Pulumi output is full of brackets)."""
+    from rich.console import Console
+
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+    def say(line: str) -> None:
+        console.print(line, markup=False)
+
+    return say
 
 
 def _timeout(raw: str) -> float:
@@ -54,13 +67,11 @@ def deploy_command(
     **spec_values: str | None,
 ) -> None:
     """Deploy the checkpointing StatefulSet (namespace, headless Service, set, PDB)."""
-    from rich.console import Console
-
     from harness.deploy import direct, manifests
     from harness.deploy import render as render_mod
     from harness.deploy import spec as deploy_spec
 
-    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    say = _progress_printer()
     method = _via(via)
     wait_timeout = _timeout(timeout) if wait else None
     try:
@@ -88,17 +99,17 @@ def deploy_command(
                 spec,
                 target,
                 state_dir=state_dir if state_dir is not None else pulumi_deploy.default_state_dir(),
-                progress=console.print,
+                progress=say,
             )
-            console.print(f"deployed with pulumi: {outputs}")
+            say(f"deployed with pulumi: {outputs}")
             return
-        result = direct.deploy(spec, target, wait_timeout=wait_timeout, progress=console.print)
+        result = direct.deploy(spec, target, wait_timeout=wait_timeout, progress=say)
     except direct.DeployError as exc:
         _fail(str(exc), code=2 if exc.bad_input else 1)
     summary = ", ".join(f"{a.ref} {a.action}" for a in result.applied) or "nothing to change"
-    console.print(f"deployed {spec.namespace}/{spec.name}: {summary}")
+    say(f"deployed {spec.namespace}/{spec.name}: {summary}")
     if result.rollout is not None:
-        console.print(f"rollout complete: {result.rollout}")
+        say(f"rollout complete: {result.rollout}")
 
 
 def undeploy_command(
@@ -115,12 +126,10 @@ def undeploy_command(
     state_dir: Path | None,
 ) -> None:
     """Delete the StatefulSet, its Service and PDB (claims and namespace only when asked)."""
-    from rich.console import Console
-
     from harness.deploy import direct
     from harness.deploy import spec as deploy_spec
 
-    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    say = _progress_printer()
     method = _via(via)
     wait_timeout = _timeout(timeout) if wait else None
     try:
@@ -136,7 +145,7 @@ def undeploy_command(
                 spec,
                 target,
                 state_dir=state_dir if state_dir is not None else pulumi_deploy.default_state_dir(),
-                progress=console.print,
+                progress=say,
             )
             return
         deleted = direct.undeploy(
@@ -145,11 +154,11 @@ def undeploy_command(
             delete_claims=delete_claims,
             delete_namespace=delete_namespace,
             wait_timeout=wait_timeout,
-            progress=console.print,
+            progress=say,
         )
     except direct.DeployError as exc:
         _fail(str(exc), code=2 if exc.bad_input else 1)
-    console.print(f"undeployed {spec.namespace}/{spec.name}: {len(deleted)} objects deleted")
+    say(f"undeployed {spec.namespace}/{spec.name}: {len(deleted)} objects deleted")
 
 
 _COMMON = {

@@ -313,3 +313,18 @@ def test_cli_refusals_are_one_line_exit_2(kubeconfig: Path, api: client.ApiClien
     result = runner.invoke(cli.build_app(), ["undeploy", "--kubeconfig", str(kubeconfig), "--namespace", namespace])
     assert result.exit_code == 2  # undeploy refuses an unlabelled namespace too
     assert f"namespace {namespace} exists but is not labelled" in result.stderr
+
+
+def test_cli_deploy_says_what_it_does(kubeconfig: Path, namespace: str) -> None:
+    from typer.testing import CliRunner
+
+    from harness import cli
+
+    args = ["deploy", "--kubeconfig", str(kubeconfig), "--namespace", namespace, "--no-wait", "--replicas", "2"]
+    result = CliRunner().invoke(cli.build_app(), args)
+    assert result.exit_code == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("connected to https://127.0.0.1:")
+    assert f"Namespace {namespace}: created" in lines
+    assert f"StatefulSet {namespace}/ckpt: created" in lines
+    assert lines[-1].startswith(f"deployed {namespace}/ckpt: ")
