@@ -211,3 +211,25 @@ def test_config_table_in_infra_readme_lists_every_key() -> None:
     for option in spec.OPTIONS:
         assert f"`ckpt:{option.config_key}`" in readme, option.config_key
     assert f"`ckpt:{pulumi_program.MANAGE_NAMESPACE_KEY}`" in readme
+
+
+def test_automation_stack_names_and_ownership_check() -> None:
+    from harness.deploy import pulumi as pulumi_deploy
+
+    assert pulumi_deploy.stack_name(spec.parse({"namespace": "ckpt-chaos", "name": "ckpt"})) == "ckpt-chaos.ckpt"
+    assert pulumi_deploy.default_state_dir() == REPO / "infra" / ".pulumi"  # git-ignored
+
+    class Exported:
+        deployment = {
+            "resources": [
+                {"urn": "urn:pulumi:ckpt-chaos.ckpt::ckpt-chaos::pulumi:pulumi:Stack::ckpt-chaos-ckpt-chaos.ckpt"},
+                {"urn": "urn:pulumi:ckpt-chaos.ckpt::ckpt-chaos::kubernetes:core/v1:Namespace::ckpt-chaos-namespace"},
+            ]
+        }
+
+    class FakeStack:
+        def export_stack(self) -> Exported:
+            return Exported()
+
+    assert pulumi_deploy._stack_owns(FakeStack(), "ckpt-chaos-namespace")  # type: ignore[arg-type]
+    assert not pulumi_deploy._stack_owns(FakeStack(), "other-namespace")  # type: ignore[arg-type]
