@@ -17,6 +17,7 @@ from rich.console import Console
 SUITES: dict[str, str] = {
     "checkers": "harness.checkers.bench:run",
     "writer": "harness.workload.bench:run",
+    "load": "harness.load.bench:run",
 }
 
 
