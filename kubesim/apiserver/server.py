@@ -31,8 +31,10 @@ from kubesim.apiserver import (
     errors,
     eviction,
     listing,
+    protobuf,
     resources,
     rest,
+    store,
     subresources,
     tables,
     watch,
@@ -247,6 +249,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self._discard_body(MAX_BODY)
             raise errors.unauthorized()
         body = self._read_body() if method in ("POST", "PUT", "PATCH", "DELETE") else b""
+        if body and method != "PATCH":
+            ctype = self.headers.get("Content-Type", "application/json").split(";", 1)[0].strip().lower()
+            if ctype == protobuf.MEDIA_TYPE:
+                body = store.dumps(protobuf.decode(body))
+            elif ctype not in ("application/json", "", "*/*"):
+                raise errors.unsupported_media_type(ctype, ("application/json", protobuf.MEDIA_TYPE))
         if method == "GET":
             fixed = self._fixed(path, app)
             if fixed is not None:

@@ -173,3 +173,33 @@ def test_table_request_over_raw_http_has_upstream_shape(raw: Any, namespace: str
     assert table["rows"][0]["object"]["kind"] == "PartialObjectMetadata"
     plain = raw.request("GET", f"/api/v1/namespaces/{namespace}/configmaps").json()
     assert plain["kind"] == "ConfigMapList"
+
+
+def test_kubectl_create_commands_that_send_protobuf(kubectl: Any, namespace: str) -> None:
+    """A7: typed-client commands send protobuf bodies; kubesim decodes them (ns, cm, secret, sa, service)."""
+    ns = f"{namespace}-pb"
+    kubectl("create", "namespace", ns)
+    kubectl("create", "configmap", "cm1", "--from-literal=k1=v1", "--from-literal=k2=v2")
+    kubectl("create", "secret", "generic", "s1", "--from-literal=a=b")
+    kubectl("create", "serviceaccount", "sa1")
+    kubectl("create", "service", "clusterip", "svc1", "--tcp=80:http")
+    assert kubectl("get", "ns", ns, "-o", "jsonpath={.status.phase}").stdout == "Active"
+    assert json.loads(kubectl("get", "cm", "cm1", "-o", "jsonpath={.data}").stdout) == {"k1": "v1", "k2": "v2"}
+    assert kubectl("get", "secret", "s1", "-o", "jsonpath={.data.a}").stdout == "Yg=="
+    assert kubectl("get", "sa", "sa1", "-o", "name").stdout.strip() == "serviceaccount/sa1"
+    port = json.loads(kubectl("get", "svc", "svc1", "-o", "jsonpath={.spec.ports[0]}").stdout)
+    assert (port["port"], port["targetPort"], port["protocol"]) == (80, "http", "TCP")
+
+
+def test_drain_without_eviction_deletes_with_protobuf_delete_options(kubectl: Any, namespace: str) -> None:
+    """A8, D5: `kubectl drain --disable-eviction` DELETEs with a protobuf DeleteOptions (grace period honoured)."""
+    node = f"drain-{namespace}"
+    kubectl("create", "--validate=false", "-f", "-",
+            stdin=json.dumps({"apiVersion": "v1", "kind": "Node", "metadata": {"name": node}}))
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "victim"},
+           "spec": {"nodeName": node, "containers": [{"name": "c", "image": "busybox"}]}}
+    kubectl("create", "--validate=false", "-f", "-", stdin=json.dumps(pod))
+    kubectl("drain", node, "--force", "--disable-eviction", "--grace-period=0", "--timeout=20s")
+    assert kubectl("get", "pod", "victim", check=False).returncode != 0
+    assert kubectl("get", "node", node, "-o", "jsonpath={.spec.unschedulable}").stdout == "true"
+    kubectl("delete", "node", node)
