@@ -17,6 +17,7 @@ from typing import Literal, cast
 import pydantic
 from kubernetes import client as k8s_client
 from kubernetes.client import exceptions as k8s_exceptions
+from urllib3 import exceptions as urllib3_exceptions
 
 from harness.kube import models
 
@@ -73,11 +74,16 @@ class _Target:
     def call(self, verb: str, *args: object, **kwargs: object) -> object:
         method_name = f"{verb}_namespaced_{self.kind.suffix}" if self.kind.namespaced else f"{verb}_{self.kind.suffix}"
         method = cast(Callable[..., object], getattr(self.api, method_name))
-        if verb == "create":
-            return method(self.namespace, *args, **kwargs) if self.kind.namespaced else method(*args, **kwargs)
-        if self.kind.namespaced:
-            return method(self.name, self.namespace, *args, **kwargs)
-        return method(self.name, *args, **kwargs)
+        try:
+            if verb == "create":
+                return method(self.namespace, *args, **kwargs) if self.kind.namespaced else method(*args, **kwargs)
+            if self.kind.namespaced:
+                return method(self.name, self.namespace, *args, **kwargs)
+            return method(self.name, *args, **kwargs)
+        except urllib3_exceptions.HTTPError as exc:
+            # Connection refused/reset mid-deploy: a line naming the object, not a urllib3 traceback.
+            reason = getattr(exc, "reason", None) or exc
+            raise ApplyError(f"{self.ref}: {verb} did not reach the API server ({reason})") from None
 
 
 def _target(api_client: k8s_client.ApiClient, body: Mapping[str, object]) -> _Target:
@@ -172,6 +178,8 @@ def delete_claims(api_client: k8s_client.ApiClient, namespace: str, label_select
         claims = core.list_namespaced_persistent_volume_claim(namespace, label_selector=label_selector).items
     except k8s_exceptions.ApiException as exc:
         raise ApplyError(f"cannot list claims in {namespace} ({describe_api_error(exc)})") from None
+    except urllib3_exceptions.HTTPError as exc:
+        raise ApplyError(f"cannot list claims in {namespace}: the API server did not answer ({exc})") from None
     deleted: list[str] = []
     for claim in claims:
         name = claim.metadata.name if claim.metadata is not None else None
@@ -179,6 +187,10 @@ def delete_claims(api_client: k8s_client.ApiClient, namespace: str, label_select
             continue
         try:
             core.delete_namespaced_persistent_volume_claim(name, namespace)
+        except urllib3_exceptions.HTTPError as exc:
+            raise ApplyError(
+                f"PersistentVolumeClaim {namespace}/{name}: delete did not reach the API server ({exc})"
+            ) from None
         except k8s_exceptions.ApiException as exc:
             if exc.status == 404:
                 continue

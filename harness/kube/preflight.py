@@ -12,6 +12,7 @@ from typing import Literal
 
 from kubernetes import client as k8s_client
 from kubernetes.client import exceptions as k8s_exceptions
+from urllib3 import exceptions as urllib3_exceptions
 
 from harness.kube import apply as kube_apply
 
@@ -46,6 +47,8 @@ def namespace_state(api_client: k8s_client.ApiClient, name: str, label: str, val
         if exc.status == 404:
             return "missing"
         raise PreflightError(f"cannot read namespace {name} ({kube_apply.describe_api_error(exc)})") from None
+    except urllib3_exceptions.HTTPError as exc:
+        raise PreflightError(f"cannot read namespace {name}: the API server did not answer ({exc})") from None
     labels = (ns.metadata.labels if ns.metadata is not None else None) or {}
     if labels.get(label) != value:
         raise PreflightError(
@@ -63,6 +66,8 @@ def storage_classes(api_client: k8s_client.ApiClient) -> list[StorageClassInfo]:
         items = storage.list_storage_class().items
     except k8s_exceptions.ApiException as exc:
         raise PreflightError(f"cannot list storage classes ({kube_apply.describe_api_error(exc)})") from None
+    except urllib3_exceptions.HTTPError as exc:
+        raise PreflightError(f"cannot list storage classes: the API server did not answer ({exc})") from None
     out = []
     for item in items:
         annotations = (item.metadata.annotations if item.metadata is not None else None) or {}

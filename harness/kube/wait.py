@@ -14,6 +14,7 @@ from collections.abc import Callable
 import tenacity
 from kubernetes import client as k8s_client
 from kubernetes.client import exceptions as k8s_exceptions
+from urllib3 import exceptions as urllib3_exceptions
 
 from harness.kube import apply as kube_apply
 
@@ -50,8 +51,9 @@ def until(
             status = probe()
         except k8s_exceptions.ApiException as exc:
             status = Status(False, f"API error {kube_apply.describe_api_error(exc)}")
-        except OSError as exc:
-            status = Status(False, f"cannot reach the API server ({exc})")
+        except (OSError, urllib3_exceptions.HTTPError) as exc:
+            reason = getattr(exc, "reason", None) or exc
+            status = Status(False, f"cannot reach the API server ({reason})")
         if not last or last[-1] != status.message:
             last.append(status.message)
             if on_progress is not None:

@@ -132,3 +132,13 @@ def test_kubeconfig_that_is_not_a_kubeconfig_is_one_line(tmp_path: Path) -> None
     path.write_text("{unbalanced")
     with pytest.raises(kube_client.KubeconfigError, match="is not valid YAML"):
         kube_client.new_api_client(path)
+
+
+def test_unreachable_server_inside_a_wait_is_remembered() -> None:
+    from urllib3 import exceptions as urllib3_exceptions
+
+    def probe() -> wait.Status:
+        raise urllib3_exceptions.MaxRetryError(None, "/apis", reason=ConnectionRefusedError("connection refused"))  # type: ignore[arg-type]
+
+    with pytest.raises(wait.WaitTimeout, match=r"last seen: cannot reach the API server \(connection refused\)$"):
+        wait.until("x", probe, timeout=0.2, interval=0.05)
