@@ -293,6 +293,16 @@ class Api:
                     new["status"] = json.loads(store.dumps(old.obj["status"]))
                 else:
                     new.pop("status", None)
+            if kind == "Namespace":
+                # namespace strategy: spec.finalizers change only through /finalize
+                old_finalizers = (old.obj.get("spec") or {}).get("finalizers")
+                if not isinstance(new.get("spec"), dict):
+                    new["spec"] = {}
+                spec: Obj = new["spec"]
+                if old_finalizers is None:
+                    spec.pop("finalizers", None)
+                else:
+                    spec["finalizers"] = list(old_finalizers)
         new = admission.apply_defaults(kind, new)
         meta = new["metadata"]
         meta["resourceVersion"] = old_meta["resourceVersion"]

@@ -286,3 +286,22 @@ def test_eviction_of_a_missing_pod_is_404(kubesim_api: Any, namespace: str) -> N
         core.create_namespaced_pod_eviction("absent", namespace, client.V1Eviction(
             metadata=client.V1ObjectMeta(name="absent")))
     assert err.value.status == 404
+
+
+def test_namespace_finalizers_change_only_through_finalize(kubesim_api: Any) -> None:
+    """A8: PUT on the namespace keeps spec.finalizers; /finalize changes them; without them deletion is immediate."""
+    import uuid
+
+    core = client.CoreV1Api(kubesim_api)
+    name = f"fin-{uuid.uuid4().hex[:6]}"
+    ns = core.create_namespace({"metadata": {"name": name}})
+    assert ns.spec.finalizers == ["kubernetes"]
+    ns.spec.finalizers = []
+    assert core.replace_namespace(name, ns).spec.finalizers == ["kubernetes"]
+    current = core.read_namespace(name)
+    current.spec.finalizers = []
+    assert not core.replace_namespace_finalize(name, current).spec.finalizers
+    core.delete_namespace(name)
+    with pytest.raises(ApiException) as err:
+        core.read_namespace(name)
+    assert err.value.status == 404
