@@ -2,10 +2,10 @@
 
 Paging follows ``staging/src/k8s.io/apiserver/pkg/storage/continue.go``: the token is opaque
 base64 of ``{"v":"meta.k8s.io/v1","rv":<list rv>,"start":<next key>}``; every page reports the
-resourceVersion of the first one, and a token older than the compacted window answers 410
-Expired (as etcd does once the revision is compacted). Pages after the first are read from the
-current state (not a snapshot at ``rv``), a documented simplification: objects changed between
-pages show their newer version.
+resourceVersion of the first one and is read from the state at that version (a consistent
+snapshot, rebuilt from the watch log), and a token older than the compacted window answers 410
+Expired (as etcd does once the revision is compacted). ``resourceVersionMatch=Exact`` lists
+are served the same way; other lists return the latest state (never older than asked).
 """
 
 from __future__ import annotations
@@ -82,14 +82,24 @@ def select(api: rest.Api, t: rest.Target, query: rest.Query) -> tuple[list[store
         limit = int(limit_text)
     except ValueError:
         raise errors.bad_request(f"limit: Invalid value: {limit_text!r}: must be an integer") from None
-    items, rv = api.store.scan(t.rkey, t.namespace or None)
     token = query.get("continue")
     if token:
-        token_rv, after = _decode_continue(token)
-        if token_rv < api.store.compacted_rv:
-            raise errors.expired(_CONTINUE_EXPIRED)
-        rv = token_rv
-        items = [item for item in items if item[0] > after]
+        rv, after = _decode_continue(token)
+        try:
+            items = [item for item in api.store.snapshot(t.rkey, t.namespace or None, rv) if item[0] > after]
+        except store.Compacted:
+            raise errors.expired(_CONTINUE_EXPIRED) from None
+    elif query.get("resourceVersionMatch") == "Exact" and query.get("resourceVersion"):
+        try:
+            rv = int(query["resourceVersion"])
+        except ValueError:
+            raise errors.bad_request(f"invalid resourceVersion {query['resourceVersion']!r}") from None
+        try:
+            items = api.store.snapshot(t.rkey, t.namespace or None, rv)
+        except store.Compacted as exc:
+            raise errors.too_old_resource_version(exc.requested, exc.oldest) from None
+    else:
+        items, rv = api.store.scan(t.rkey, t.namespace or None)
     chosen: list[store.Entry] = []
     next_token = ""
     remaining: int | None = None

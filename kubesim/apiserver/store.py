@@ -151,6 +151,34 @@ class Store:
         items.sort(key=lambda item: item[0])
         return items, rv
 
+    def snapshot(self, rkey: str, namespace: str | None, rv: int) -> list[tuple[Key, Entry]]:
+        """The objects of one resource as they were at resourceVersion ``rv`` (sorted by key).
+
+        Rebuilt from the current state by undoing the logged events after ``rv`` (each event
+        carries the previous version), which is what makes paged lists consistent.
+        Raises :class:`Compacted` when those events are no longer kept.
+        """
+        with self.write_lock:
+            current, now = self.scan(rkey, namespace)
+            with self._cond:
+                if rv < self._compacted:
+                    raise Compacted(rv, self._compacted)
+                start = rv + 1 - self._first_rv
+                later = self._log[max(start, 0):] if rv < now else []
+        state = dict(current)
+        undone: set[Key] = set()
+        for ev in later:
+            key = (ev.namespace, ev.name)
+            if ev.rkey != rkey or key in undone or (namespace is not None and ev.namespace != namespace):
+                continue
+            undone.add(key)
+            if ev.type == "ADDED" or ev.prev is None:
+                state.pop(key, None)
+            else:
+                raw = dumps(ev.prev)
+                state[key] = Entry(ev.prev, raw, int(ev.prev["metadata"].get("resourceVersion") or 0))
+        return sorted(state.items(), key=lambda item: item[0])
+
     def count(self, rkey: str, namespace: str | None) -> int:
         bucket = self._objects.get(rkey)
         if not bucket:
@@ -171,7 +199,9 @@ class Store:
     def remove(self, rkey: str, obj: dict[str, Any]) -> Entry:
         """Delete an object; the DELETED event carries it with the deletion's resourceVersion."""
         meta = obj["metadata"]
-        event = self._commit("DELETED", rkey, meta.get("namespace", ""), meta["name"], obj, None)
+        ns, name = meta.get("namespace", ""), meta["name"]
+        stored = self.get(rkey, ns, name)
+        event = self._commit("DELETED", rkey, ns, name, obj, stored.obj if stored else None)
         return Entry(event.obj, event.raw, event.rv)
 
     def _commit(  # noqa: PLR0917 - one positional per event field

@@ -105,6 +105,33 @@ def test_paging_with_limit_and_continue_returns_every_item_once(kubesim_api: Any
     assert seen == [f"cm-{i}" for i in range(7)]
 
 
+def test_later_pages_show_the_state_of_the_first_page(kubesim_api: Any, namespace: str) -> None:
+    """A2: continue pages are a consistent snapshot — changes after the first page do not show."""
+    core = client.CoreV1Api(kubesim_api)
+    for i in range(6):
+        core.create_namespaced_config_map(namespace, {"metadata": {"name": f"cm-{i}"}, "data": {"v": "old"}})
+    first = core.list_namespaced_config_map(namespace, limit=3)
+    core.patch_namespaced_config_map("cm-4", namespace, {"data": {"v": "new"}})
+    core.delete_namespaced_config_map("cm-5", namespace)
+    core.create_namespaced_config_map(namespace, {"metadata": {"name": "cm-3a"}})
+    rest = core.list_namespaced_config_map(namespace, limit=10, _continue=first.metadata._continue)
+    assert [(c.metadata.name, c.data) for c in rest.items] == [
+        ("cm-3", {"v": "old"}), ("cm-4", {"v": "old"}), ("cm-5", {"v": "old"})]
+    assert rest.metadata.resource_version == first.metadata.resource_version
+
+
+def test_exact_resource_version_list_returns_that_state(kubesim_api: Any, namespace: str) -> None:
+    """A2: resourceVersionMatch=Exact serves the list as of that version."""
+    core = client.CoreV1Api(kubesim_api)
+    core.create_namespaced_config_map(namespace, {"metadata": {"name": "x"}, "data": {"v": "1"}})
+    then = core.list_namespaced_config_map(namespace).metadata.resource_version
+    core.patch_namespaced_config_map("x", namespace, {"data": {"v": "2"}})
+    core.create_namespaced_config_map(namespace, {"metadata": {"name": "y"}})
+    old = core.list_namespaced_config_map(namespace, resource_version=then, resource_version_match="Exact")
+    assert [(c.metadata.name, c.data) for c in old.items] == [("x", {"v": "1"})]
+    assert old.metadata.resource_version == then
+
+
 def test_watch_from_empty_version_starts_with_current_objects(kubesim_api: Any, namespace: str) -> None:
     """A4: resourceVersion "" -> synthetic ADDED for existing objects, then live changes."""
     core = client.CoreV1Api(kubesim_api)
