@@ -274,3 +274,36 @@ def test_resource_versions_increase_across_kinds(kubesim_api: Any, namespace: st
     versions = [int(o.metadata.resource_version) for o in (a, b, c)]
     assert versions == sorted(versions)
     assert len(set(versions)) == 3
+
+
+def test_concurrent_read_modify_write_loses_no_increment(kubesim_api: Any, namespace: str) -> None:
+    """A2, A6: optimistic concurrency under contention — every PUT that succeeds was based on the latest version."""
+    import threading
+
+    core = client.CoreV1Api(kubesim_api)
+    core.create_namespaced_config_map(namespace, {"metadata": {"name": "counter"}, "data": {"n": "0"}})
+    per_thread, threads = 15, 4
+    conflicts = [0] * threads
+    other_errors: list[ApiException] = []
+
+    def bump(index: int) -> None:
+        done = 0
+        while done < per_thread:
+            cm = core.read_namespaced_config_map("counter", namespace)
+            cm.data = {"n": str(int(cm.data["n"]) + 1)}
+            try:
+                core.replace_namespaced_config_map("counter", namespace, cm)
+                done += 1
+            except ApiException as exc:
+                if exc.status != 409:
+                    other_errors.append(exc)
+                    return
+                conflicts[index] += 1
+
+    workers = [threading.Thread(target=bump, args=(i,)) for i in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=60)
+    assert not other_errors
+    assert core.read_namespaced_config_map("counter", namespace).data["n"] == str(per_thread * threads)
