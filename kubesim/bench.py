@@ -66,6 +66,7 @@ class Figures:
     watch_max_ms: float
     lost: tuple[int, ...]
     events_per_watcher: int
+    writes_per_s: float
 
 
 def _endpoint(kubeconfig: Path) -> Endpoint:
@@ -154,6 +155,7 @@ def measure(ep: Endpoint, console: rich.console.Console) -> Figures:
     ready.wait(timeout=30)
     acked: dict[str, float] = {}
     with console.status(f"{WRITES} writes watched by {WATCHERS} clients"):
+        writes_started = time.perf_counter()
         for i in range(WRITES):
             name = f"cm-{i:04d}"
             status, data = _call(conn, ep, "POST", "/api/v1/namespaces/bench/configmaps",
@@ -161,6 +163,7 @@ def measure(ep: Endpoint, console: rich.console.Console) -> Figures:
             acked[name] = time.perf_counter()
             if status != 201:
                 raise RuntimeError(f"write {i} answered {status}: {data[:200]!r}")
+        writes_per_s = WRITES / (time.perf_counter() - writes_started)
         for thread in threads:
             thread.join(timeout=30)
     get_ms = statistics.median(_timed_get(conn, ep) for _ in range(50))
@@ -174,7 +177,7 @@ def measure(ep: Endpoint, console: rich.console.Console) -> Figures:
         watch_p50_ms=latencies[len(latencies) // 2] if latencies else float("nan"),
         watch_p99_ms=latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] if latencies else float("nan"),
         watch_max_ms=latencies[-1] if latencies else float("nan"),
-        lost=lost, events_per_watcher=WRITES,
+        lost=lost, events_per_watcher=WRITES, writes_per_s=writes_per_s,
     )
 
 
@@ -215,6 +218,8 @@ def run(console: rich.console.Console) -> None:
     row(f"watch delivery p50 ({WATCHERS} watchers)", figures.watch_p50_ms, "ms")
     row(f"watch delivery p99 ({WATCHERS} watchers)", figures.watch_p99_ms, "ms",
         baseline=f"max {figures.watch_max_ms:.1f} ms", target="< 20 ms", ok=figures.watch_p99_ms < 20)
+    row(f"creates/s, 1 client ({WATCHERS} watchers attached)", figures.writes_per_s, "/s",
+        ratio=f"{figures.writes_per_s / figures.get_per_s:.2f}x of GET")
     row("events lost (all watchers)", float(sum(figures.lost)), "",
         baseline=f"{figures.events_per_watcher} per watcher", target="0", ok=sum(figures.lost) == 0)
     console.print(table)

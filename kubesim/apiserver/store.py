@@ -52,6 +52,7 @@ class Event:
     obj: dict[str, Any]
     raw: bytes
     prev: dict[str, Any] | None
+    prev_raw: bytes | None = None
 
 
 class Compacted(Exception):
@@ -111,9 +112,9 @@ class Store:
             "SELECT rv, type, rkey, ns, name, json, prev FROM events WHERE rv > ? ORDER BY rv", (self._rv - window,)
         ):
             data = bytes(raw)
-            self._log.append(
-                Event(int(rv), etype, rkey, ns, name, json.loads(data), data, json.loads(prev) if prev else None)
-            )
+            prev_data = bytes(prev) if prev else None
+            self._log.append(Event(int(rv), etype, rkey, ns, name, json.loads(data), data,
+                                   json.loads(prev_data) if prev_data else None, prev_data))
         if self._log and self._log[-1].rv != self._rv:
             raise RuntimeError(f"store {path}: event log ends at {self._log[-1].rv} but the counter says {self._rv}")
         # Only a contiguous tail can be served; anything before a gap counts as compacted.
@@ -175,7 +176,7 @@ class Store:
             if ev.type == "ADDED" or ev.prev is None:
                 state.pop(key, None)
             else:
-                raw = dumps(ev.prev)
+                raw = ev.prev_raw if ev.prev_raw is not None else dumps(ev.prev)
                 state[key] = Entry(ev.prev, raw, int(ev.prev["metadata"].get("resourceVersion") or 0))
         return sorted(state.items(), key=lambda item: item[0])
 
@@ -193,7 +194,7 @@ class Store:
         """Create (``prev`` None) or replace an object; stamps and returns its new resourceVersion."""
         meta = obj["metadata"]
         event = self._commit("ADDED" if prev is None else "MODIFIED", rkey, meta.get("namespace", ""),
-                             meta["name"], obj, prev.obj if prev else None)
+                             meta["name"], obj, prev)
         return Entry(event.obj, event.raw, event.rv)
 
     def remove(self, rkey: str, obj: dict[str, Any]) -> Entry:
@@ -201,16 +202,17 @@ class Store:
         meta = obj["metadata"]
         ns, name = meta.get("namespace", ""), meta["name"]
         stored = self.get(rkey, ns, name)
-        event = self._commit("DELETED", rkey, ns, name, obj, stored.obj if stored else None)
+        event = self._commit("DELETED", rkey, ns, name, obj, stored)
         return Entry(event.obj, event.raw, event.rv)
 
     def _commit(  # noqa: PLR0917 - one positional per event field
-        self, etype: EventType, rkey: str, ns: str, name: str, obj: dict[str, Any], prev: dict[str, Any] | None
+        self, etype: EventType, rkey: str, ns: str, name: str, obj: dict[str, Any], prev_entry: Entry | None
     ) -> Event:
         rv = self._rv + 1
         obj["metadata"]["resourceVersion"] = str(rv)
         raw = dumps(obj)
-        prev_raw = dumps(prev) if prev is not None else None
+        prev = prev_entry.obj if prev_entry is not None else None
+        prev_raw = prev_entry.raw if prev_entry is not None else None
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -236,7 +238,7 @@ class Store:
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        event = Event(rv, etype, rkey, ns, name, obj, raw, prev)
+        event = Event(rv, etype, rkey, ns, name, obj, raw, prev, prev_raw)
         with self._mem_lock:
             bucket = self._objects.setdefault(rkey, {})
             if etype == "DELETED":
