@@ -30,13 +30,10 @@ def histories(draw: st.DrawFn) -> tuple[synth.HistoryBuilder, int, list[synth.Wr
         for w, outcome, lands in reversed(opened):
             records.append(b.end_write(w, outcome, publish=outcome == "ok" or (outcome in ("info", "never") and lands)))
     if keep_last:
-        # The writer's retention (newest K survive), except that the newest acknowledged
-        # step is kept: the checker requires it even when recovered newer ones exist
-        # (shared/durability.md), so removing it is outside "every ok checkpoint present".
-        newest_ok = {r.ordinal: r.step for r in sorted(records, key=lambda r: r.step) if r.outcome == "ok"}
+        # The writer's retention: the K newest valid checkpoints of each volume survive.
         for ordinal, cps in b.checkpoints.items():
             keep = set(sorted(c.step for c in cps)[-keep_last:])
-            b.checkpoints[ordinal] = [c for c in cps if c.step in keep or c.step >= newest_ok.get(ordinal, 0)]
+            b.checkpoints[ordinal] = [c for c in cps if c.step in keep]
     return b, keep_last, records
 
 
