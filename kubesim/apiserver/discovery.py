@@ -6,9 +6,7 @@ v=v2;as=APIGroupDiscoveryList, ..., application/json``); answering with the lega
 (``discovery_client.go``: the response content type decides the format), which is what an
 older apiserver does. Everything here is derived from :mod:`kubesim.apiserver.resources`.
 
-OpenAPI (``/openapi/v2``, ``/openapi/v3``) is not served (404): ``kubectl apply``/``create``
-need ``--validate=false`` (their client-side schema validation downloads OpenAPI); the server
-still validates what it stores.
+OpenAPI: see :mod:`kubesim.apiserver.openapi` (a minimal v3 discovery; no v2).
 """
 
 from __future__ import annotations

