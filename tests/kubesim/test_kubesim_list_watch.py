@@ -306,3 +306,42 @@ def test_eight_concurrent_watchers_each_see_every_event(kubesim_api: Any, kubesi
     for t in threads:
         t.join(timeout=max(0.1, deadline - time.monotonic()))
     assert counts == [total] * 8
+
+
+def test_watch_ends_cleanly_at_timeout_seconds(raw: Any, namespace: str) -> None:
+    """A4: timeoutSeconds closes the stream with the terminating chunk (no error)."""
+    import http.client
+
+    conn = http.client.HTTPSConnection(raw.host, raw.port, context=raw.context, timeout=15)
+    try:
+        started = time.monotonic()
+        conn.request("GET", f"/api/v1/namespaces/{namespace}/configmaps?watch=1&timeoutSeconds=1",
+                     headers={"Authorization": f"Bearer {raw.token}"})
+        resp = conn.getresponse()
+        assert resp.status == 200
+        assert resp.read() == b""
+        assert 0.9 <= time.monotonic() - started < 5
+    finally:
+        conn.close()
+
+
+def test_watch_as_table_sends_one_row_per_event(raw: Any, kubesim_api: Any, namespace: str) -> None:
+    """A4, A7: `kubectl get -w` asks for Tables; each event carries a one-row Table, headers only first."""
+    core = client.CoreV1Api(kubesim_api)
+    core.create_namespaced_config_map(namespace, {"metadata": {"name": "t1"}})
+    core.create_namespaced_config_map(namespace, {"metadata": {"name": "t2"}})
+    import http.client
+
+    conn = http.client.HTTPSConnection(raw.host, raw.port, context=raw.context, timeout=15)
+    try:
+        conn.request("GET", f"/api/v1/namespaces/{namespace}/configmaps?watch=1&timeoutSeconds=5",
+                     headers={"Authorization": f"Bearer {raw.token}",
+                              "Accept": "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"})
+        resp = conn.getresponse()
+        first, second = json.loads(resp.readline()), json.loads(resp.readline())
+    finally:
+        conn.close()
+    assert first["object"]["kind"] == "Table"
+    assert [c["name"] for c in first["object"]["columnDefinitions"]] == ["Name", "Data", "Age"]
+    assert "columnDefinitions" not in second["object"]
+    assert [e["object"]["rows"][0]["cells"][0] for e in (first, second)] == ["t1", "t2"]
