@@ -249,8 +249,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if self.headers.get("Content-Length") not in (None, "0"):
                 self._discard_body(MAX_BODY)
             raise errors.unauthorized()
-        body = self._read_body() if method in ("POST", "PUT", "PATCH", "DELETE") else b""
-        if body and method != "PATCH":
+        body = self._read_body()  # also for GET: unread bytes would corrupt the next keep-alive request
+        if body and method in ("POST", "PUT", "DELETE"):
             ctype = self.headers.get("Content-Type", "application/json").split(";", 1)[0].strip().lower()
             if ctype == protobuf.MEDIA_TYPE:
                 body = store.dumps(protobuf.decode(body))
