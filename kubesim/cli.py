@@ -79,6 +79,8 @@ def up(  # noqa: PLR0917 - typer maps each parameter to an option
     watch_window: Annotated[int | None, typer.Option(help="watch events kept before 410 Expired")] = None,
     bookmark_interval: Annotated[float | None, typer.Option(help="seconds between watch bookmarks")] = None,
     log_level: Annotated[str, typer.Option(help="apiserver log level (DEBUG logs every request)")] = "INFO",
+    default_toleration_seconds: Annotated[int | None, typer.Option(
+        help="tolerationSeconds for the not-ready/unreachable tolerations new pods get (upstream 300)")] = None,
     timeout: Annotated[float, typer.Option(help="seconds to wait for the server to answer")] = 30.0,
 ) -> None:
     """Start the API server in the background and write DIR/kubeconfig."""
@@ -104,6 +106,10 @@ def up(  # noqa: PLR0917 - typer maps each parameter to an option
         cmd += ["--watch-window", str(watch_window)]
     if bookmark_interval is not None:
         cmd += ["--bookmark-interval", str(bookmark_interval)]
+    if default_toleration_seconds is not None:
+        if default_toleration_seconds < 0:
+            raise _fail(f"--default-toleration-seconds {default_toleration_seconds} must be 0 or more")
+        cmd += ["--default-toleration-seconds", str(default_toleration_seconds)]
     layout.port_file.unlink(missing_ok=True)
     out = open(layout.root / "apiserver.out", "ab")  # noqa: SIM115 - handed to the child
     try:

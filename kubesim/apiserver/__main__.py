@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 
 from kubesim import state
-from kubesim.apiserver import bootstrap, nslifecycle, rest, server, store, watch
+from kubesim.apiserver import admission, bootstrap, nslifecycle, rest, server, store, watch
 
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
@@ -31,6 +31,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--bookmark-interval", type=float,
                         default=float(os.environ.get("KUBESIM_BOOKMARK_INTERVAL", "60")))
     parser.add_argument("--log-level", default=os.environ.get("KUBESIM_LOG_LEVEL", "INFO"))
+    parser.add_argument("--default-toleration-seconds", type=int,
+                        default=int(os.environ.get("KUBESIM_DEFAULT_TOLERATION_SECONDS", "300")),
+                        help="tolerationSeconds of the not-ready/unreachable tolerations added to new pods")
     return parser.parse_args(argv)
 
 
@@ -48,7 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     context.load_cert_chain(str(layout.root / "apiserver.crt"), str(layout.root / "apiserver.key"))
     context.set_alpn_protocols(["http/1.1"])
     db = store.Store(layout.db, window=args.watch_window)
-    api = rest.Api(db)
+    api = rest.Api(db, admission_base=admission.AdmissionConfig(
+        not_ready_toleration_seconds=args.default_toleration_seconds,
+        unreachable_toleration_seconds=args.default_toleration_seconds,
+    ))
     bootstrap.ensure_defaults(api)
     app = server.ApiServer(api, token, watch.Settings(bookmark_interval=args.bookmark_interval))
     try:

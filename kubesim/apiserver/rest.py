@@ -30,6 +30,7 @@ PATCH_TYPES = (
 )
 
 APPLY_PATCH = "application/apply-patch+yaml"
+DEFAULT_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
 
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _MAX_GENERATED_NAME_PREFIX = 58
@@ -97,9 +98,24 @@ def metadata_of(obj: Obj) -> Obj:
 class Api:
     """The verbs over one :class:`store.Store`."""
 
-    def __init__(self, db: store.Store, clock: Callable[[], str] = now) -> None:
+    def __init__(self, db: store.Store, clock: Callable[[], str] = now,
+                 admission_base: admission.AdmissionConfig | None = None) -> None:
         self.store = db
         self.clock = clock
+        self.admission_base = admission_base or admission.AdmissionConfig()
+
+    def admission_config(self) -> admission.AdmissionConfig:
+        """What the mutating plugins need from cluster state: the default StorageClass (newest wins, as upstream)."""
+        chosen: tuple[str, str] | None = None
+        items, _rv = self.store.scan("storage.k8s.io/storageclasses", None)
+        for (_ns, name), entry in items:
+            meta = entry.obj.get("metadata") or {}
+            annotations = meta.get("annotations") or {}
+            if annotations.get(DEFAULT_CLASS_ANNOTATION) == "true":
+                created = str(meta.get("creationTimestamp") or "")
+                if chosen is None or created > chosen[0]:
+                    chosen = (created, name)
+        return dataclasses.replace(self.admission_base, default_storage_class=chosen[1] if chosen else None)
 
     # ----- presentation ---------------------------------------------------------------------
 
@@ -182,6 +198,8 @@ class Api:
             ])
         self.prepare_for_create(kind, res, obj)
         obj = admission.apply_defaults(kind, obj)
+        obj = admission.apply_create_status(kind, obj)
+        obj = admission.apply_admission_mutations(kind, obj, self.admission_config())
         meta = metadata_of(obj)
         dry_run = query.get("dryRun") == "All"
         with self.store.write_lock:

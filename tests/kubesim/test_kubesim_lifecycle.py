@@ -305,3 +305,29 @@ def test_namespace_finalizers_change_only_through_finalize(kubesim_api: Any) -> 
     with pytest.raises(ApiException) as err:
         core.read_namespace(name)
     assert err.value.status == 404
+
+
+def test_create_time_admission_defaults_pods_and_claims(kubesim_factory: Any) -> None:
+    """A6: create-time plugins — pod tolerations (configurable seconds), service account, QoS class;
+    a claim without a class gets the StorageClass annotated as default."""
+    from kubernetes import config
+
+    api = config.new_client_from_config(config_file=str(kubesim_factory("--default-toleration-seconds", "7")))
+    try:
+        core = client.CoreV1Api(api)
+        pod = core.create_namespaced_pod("default", _pod("admitted"))
+        seconds = {t.key: t.toleration_seconds for t in pod.spec.tolerations}
+        assert seconds == {"node.kubernetes.io/not-ready": 7, "node.kubernetes.io/unreachable": 7}
+        assert pod.spec.service_account_name == "default"
+        assert pod.status.qos_class == "BestEffort"
+        client.StorageV1Api(api).create_storage_class({
+            "metadata": {"name": "standard",
+                         "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+            "provisioner": "rancher.io/local-path", "volumeBindingMode": "WaitForFirstConsumer"})
+        claim = core.create_namespaced_persistent_volume_claim("default", {
+            "metadata": {"name": "data"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}})
+        assert claim.spec.storage_class_name == "standard"
+        assert claim.status.phase == "Pending"
+    finally:
+        api.close()
