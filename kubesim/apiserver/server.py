@@ -313,6 +313,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if t.subresource:
             return self._subresource(method, t, query, body)
         as_table = method == "GET" and tables.wants_table(self.headers.get("Accept", ""))
+        if method == "GET" and found.watch and t.name and "watch" in verbs:
+            # watching one object (`.../pods/x?watch=1`, `/watch/.../pods/x`) = the collection filtered by name
+            selector = ",".join(s for s in (query.get("fieldSelector", ""), f"metadata.name={t.name}") if s)
+            plan = watch.prepare(api, dataclasses.replace(t, name=""), {**query, "fieldSelector": selector},
+                                 app.watch_settings, as_table=as_table)
+            self._stream(plan)
+            return 0, b""
         if not t.name:
             if method == "GET" and found.watch and "watch" in verbs:
                 plan = watch.prepare(api, t, query, app.watch_settings, as_table=as_table)

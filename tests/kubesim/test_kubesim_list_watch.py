@@ -345,3 +345,15 @@ def test_watch_as_table_sends_one_row_per_event(raw: Any, kubesim_api: Any, name
     assert [c["name"] for c in first["object"]["columnDefinitions"]] == ["Name", "Data", "Age"]
     assert "columnDefinitions" not in second["object"]
     assert [e["object"]["rows"][0]["cells"][0] for e in (first, second)] == ["t1", "t2"]
+
+
+def test_watching_one_object_by_url(raw: Any, kubesim_api: Any, namespace: str) -> None:
+    """A4: `.../configmaps/x?watch=1` streams only that object."""
+    core = client.CoreV1Api(kubesim_api)
+    core.create_namespaced_config_map(namespace, {"metadata": {"name": "other"}})
+    core.create_namespaced_config_map(namespace, {"metadata": {"name": "mine"}})
+    for path in (f"/api/v1/namespaces/{namespace}/configmaps/mine?watch=1&timeoutSeconds=1",
+                 f"/api/v1/watch/namespaces/{namespace}/configmaps/mine?timeoutSeconds=1"):
+        reply = raw.request("GET", path)
+        events = [json.loads(line) for line in reply.body.splitlines()]
+        assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [("ADDED", "mine")]
