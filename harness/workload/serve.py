@@ -9,6 +9,7 @@ finish (they were promised an answer) and exit 0.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import signal
 import threading
@@ -53,6 +54,7 @@ def serve(
         )
     try:
         httpd = server.WriterHTTPServer(cfg.host, cfg.port, writer)
+        extra = [server.WriterHTTPServer(h, int(httpd.server_address[1]), writer) for h in _also_listen_on(cfg.host)]
     except OSError as exc:
         raise config.ConfigError(f"cannot listen on {cfg.host}:{cfg.port}: {exc.strerror}") from exc
     stop = threading.Event()
@@ -70,16 +72,36 @@ def serve(
         pod_identity=dataclasses.asdict(pod),
     )
     http_thread = server.start(httpd)
+    extra_threads = [server.start(h) for h in extra]
     threading.Thread(target=_boot_then_watch, args=(writer, stop), name="boot", daemon=True).start()
     stop.wait()
     code = 1 if writer.fatal.is_set() else 0
     log.event("stopping", draining_seconds=DRAIN_SECONDS)
     drained = writer.stop(DRAIN_SECONDS)
-    httpd.shutdown()
-    http_thread.join(timeout=5)
-    httpd.server_close()
+    for h, t in [(httpd, http_thread), *zip(extra, extra_threads, strict=True)]:
+        h.shutdown()
+        t.join(timeout=5)
+        h.server_close()
     log.event("stopped", drained=drained, exit_code=code)
     return code
+
+
+def _also_listen_on(host: str) -> list[str]:
+    """Loopback as well, when the pod's own address is a specific, non-loopback one.
+
+    The StatefulSet sets LISTEN_HOST to the pod IP (downward API) so that on the embedded
+    cluster, where pods share the host's network and each has its own 127.x address, no two
+    pods fight over one port. On a real cluster the pod IP is not loopback, and ``kubectl
+    port-forward`` connects to localhost inside the pod's network namespace: listening there
+    too keeps port-forward working without binding the wildcard address.
+    """
+    try:
+        addr = ipaddress.ip_address(host)
+    except ValueError:
+        return []  # a name such as "localhost": bind what it resolves to, nothing more
+    if addr.is_loopback or addr.is_unspecified:
+        return []
+    return ["::1" if addr.version == 6 else "127.0.0.1"]
 
 
 def _boot_then_watch(writer: app.WriterApp, stop: threading.Event) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -114,6 +115,7 @@ def test_writer_reads_the_identity_the_manifest_gives_it() -> None:
         "metadata.name": "llm-trainer-3",
         "metadata.namespace": "chaos-b",
         "metadata.labels['apps.kubernetes.io/pod-index']": "3",
+        "status.podIP": "10.244.2.9",
     }
     env = {
         item["name"]: item["value"] if "value" in item else pod_fields[item["valueFrom"]["fieldRef"]["fieldPath"]]
@@ -124,6 +126,7 @@ def test_writer_reads_the_identity_the_manifest_gives_it() -> None:
     assert identity.ordinal == 3
     assert identity.namespace == "chaos-b"
     assert identity.claim == manifests.claim_name(built.spec, 3) == "ckpt-llm-trainer-3"
+    assert writer_config.writer_config(env, Path("/data")).host == "10.244.2.9"  # its pod IP, not the wildcard
 
 
 def test_liveness_is_slower_to_kill_than_readiness_is_to_notice() -> None:

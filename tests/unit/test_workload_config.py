@@ -65,3 +65,13 @@ def test_unsafe_skip_is_off_by_default_and_parsed_from_flag_or_env(tmp_path: Pat
     env = {config.UNSAFE_SKIP_ENV: "parent-fsync, file-fsync"}
     assert config.writer_config(env, tmp_path).unsafe_skip == {"parent-fsync", "file-fsync"}
     assert config.writer_config(env, tmp_path, unsafe_skip="").unsafe_skip == frozenset()
+
+
+def test_writer_adds_loopback_only_for_a_specific_non_loopback_pod_ip() -> None:
+    from harness.workload import serve
+
+    assert serve._also_listen_on("10.244.1.7") == ["127.0.0.1"]  # real pod IP: port-forward needs loopback
+    assert serve._also_listen_on("fd00::7") == ["::1"]
+    assert serve._also_listen_on("127.10.0.3") == []  # embedded cluster: pod IPs are loopback already
+    assert serve._also_listen_on("0.0.0.0") == []
+    assert serve._also_listen_on("localhost") == []
