@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from kubesim.apiserver import admission, errors, eventsconv, fielderrors, kinds, patch, resources, store
+from kubesim.apiserver import admission, errors, eventsconv, fieldcheck, fielderrors, kinds, patch, resources, store
 
 Query = Mapping[str, str]
 Obj = dict[str, Any]
@@ -132,12 +132,16 @@ class Api:
         return store.dumps(obj)
 
     @staticmethod
-    def ingest(res: resources.Resource, obj: Obj) -> tuple[Obj, str, str]:
-        """Convert a request body to its stored form; returns it with the stored apiVersion and kind."""
-        if res.group == "events.k8s.io":
-            check_type(obj, res.api_version, res.kind)
-            return eventsconv.to_core(obj), "v1", "Event"
+    def ingest(res: resources.Resource, obj: Obj, query: Query) -> tuple[Obj, str, str]:
+        """Check a request body's type and fields and convert it to its stored form.
+
+        Returns it with the stored apiVersion and kind; unknown fields are handled per
+        ``fieldValidation`` (see :mod:`kubesim.apiserver.fieldcheck`).
+        """
         check_type(obj, res.api_version, res.kind)
+        fieldcheck.enforce(res.group, res.kind, res.api_version, obj, query)
+        if res.group == "events.k8s.io":
+            return eventsconv.to_core(obj), "v1", "Event"
         return obj, res.api_version, res.kind
 
     # ----- reads ----------------------------------------------------------------------------
@@ -172,7 +176,7 @@ class Api:
             raise err
 
     def create(self, t: Target, body: bytes, query: Query) -> tuple[int, bytes]:
-        obj, _api_version, kind = self.ingest(t.resource, decode(body))
+        obj, _api_version, kind = self.ingest(t.resource, decode(body), query)
         return self.create_obj(t, obj, kind, query)
 
     def create_obj(self, t: Target, obj: Obj, kind: str, query: Query) -> tuple[int, bytes]:
@@ -251,7 +255,7 @@ class Api:
 
     def update(self, t: Target, body: bytes, query: Query) -> tuple[int, bytes]:
         res = t.resource
-        obj, _api_version, kind = self.ingest(res, decode(body))
+        obj, _api_version, kind = self.ingest(res, decode(body), query)
         meta = metadata_of(obj)
         body_ns = meta.get("namespace") or ""
         if res.namespaced and body_ns and body_ns != t.namespace:
@@ -351,7 +355,7 @@ class Api:
             old = self.lookup(t)
             current = self.present_obj(res, old.obj) if res.group == "events.k8s.io" else old.raw
             patched = apply_patch(ctype, json.loads(current), body, res.kind)
-            obj, _api_version, kind = self.ingest(res, patched)
+            obj, _api_version, kind = self.ingest(res, patched, query)
             meta = metadata_of(obj)
             if meta.get("name", t.name) != t.name:
                 raise errors.bad_request(
@@ -391,7 +395,7 @@ class Api:
             current = self.present_obj(res, old.obj) if res.group == "events.k8s.io" else old.raw
             merged = apply_patch("application/strategic-merge-patch+json", json.loads(current),
                                  store.dumps(applied), res.kind)
-            obj, _api_version, kind = self.ingest(res, merged)
+            obj, _api_version, kind = self.ingest(res, merged, query)
             entry = self.apply_update(t, old, obj, kind, status_only=False, dry_run=query.get("dryRun") == "All")
         return 200, self.present(res, entry)
 

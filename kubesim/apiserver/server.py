@@ -30,6 +30,7 @@ from kubesim.apiserver import (
     discovery,
     errors,
     eviction,
+    fieldcheck,
     listing,
     openapi,
     protobuf,
@@ -134,6 +135,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         )
         if self.close_connection:
             head += "Connection: close\r\n"
+        for text in fieldcheck.warnings.get() or ():
+            escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+            head += f'Warning: 299 - "{escaped}"\r\n'
         self.wfile.write(head.encode() + b"\r\n" + body)
 
     def _send_error(self, err: errors.ApiError) -> None:
@@ -219,6 +223,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         started = time.perf_counter()
+        fieldcheck.warnings.set([])
         code = 500
         try:
             code = self._serve(method)
@@ -365,9 +370,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if method == "GET":
                 return 200, subresources.scale_get(api, t)
             if method == "PUT":
-                return 200, subresources.scale_put(api, t, body)
+                return 200, subresources.scale_put(api, t, body, query)
             if method == "PATCH":
-                return 200, subresources.scale_patch(api, t, self.headers.get("Content-Type", ""), body)
+                return 200, subresources.scale_patch(api, t, self.headers.get("Content-Type", ""), body, query)
         elif sub == "eviction" and method == "POST":
             return eviction.evict(api, t, body)
         elif sub == "binding" and method == "POST":

@@ -16,7 +16,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from kubesim.apiserver import errors, fielderrors, rest, selectors, store
+from kubesim.apiserver import errors, fieldcheck, fielderrors, rest, selectors, store
 
 # ----- statefulsets/scale ------------------------------------------------------------------
 
@@ -46,8 +46,10 @@ def _parent(t: rest.Target) -> rest.Target:
     return dataclasses.replace(t, subresource="")
 
 
-def _write_scale(api: rest.Api, t: rest.Target, current: store.Entry, scale: dict[str, Any]) -> bytes:
+def _write_scale(api: rest.Api, t: rest.Target, current: store.Entry, scale: dict[str, Any],
+                 query: rest.Query) -> bytes:
     rest.check_type(scale, "autoscaling/v1", "Scale")
+    fieldcheck.enforce("autoscaling", "Scale", "autoscaling/v1", scale, query)
     meta = rest.metadata_of(scale)
     if meta.get("name", t.name) != t.name:
         raise errors.bad_request(
@@ -67,20 +69,20 @@ def _write_scale(api: rest.Api, t: rest.Target, current: store.Entry, scale: dic
     return store.dumps(to_scale(entry.obj))
 
 
-def scale_put(api: rest.Api, t: rest.Target, body: bytes) -> bytes:
+def scale_put(api: rest.Api, t: rest.Target, body: bytes, query: rest.Query) -> bytes:
     scale = rest.decode(body)
     with api.store.write_lock:
-        return _write_scale(api, t, api.lookup(_parent(t)), scale)
+        return _write_scale(api, t, api.lookup(_parent(t)), scale, query)
 
 
-def scale_patch(api: rest.Api, t: rest.Target, content_type: str, body: bytes) -> bytes:
+def scale_patch(api: rest.Api, t: rest.Target, content_type: str, body: bytes, query: rest.Query) -> bytes:
     ctype = content_type.split(";", 1)[0].strip().lower()
     if ctype not in rest.PATCH_TYPES:
         raise errors.unsupported_media_type(ctype, rest.PATCH_TYPES)
     with api.store.write_lock:
         current = api.lookup(_parent(t))
         scale = rest.apply_patch(ctype, to_scale(current.obj), body, "Scale")
-        return _write_scale(api, t, current, scale)
+        return _write_scale(api, t, current, scale, query)
 
 
 # ----- pods/binding ------------------------------------------------------------------------

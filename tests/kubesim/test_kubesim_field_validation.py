@@ -1,0 +1,57 @@
+"""Unknown fields are never stored: Strict refuses, Warn (default) drops with a Warning header (A5, A6)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import yaml
+
+
+def _sts(extra_spec: dict[str, Any]) -> bytes:
+    return json.dumps({
+        "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "fv", "bogusMeta": 1},
+        "spec": {"replicas": 1, "serviceName": "fv", "selector": {"matchLabels": {"app": "fv"}},
+                 "template": {"metadata": {"labels": {"app": "fv"}},
+                              "spec": {"containers": [{"name": "c", "image": "busybox", "imagePolicy": "x"}]}},
+                 **extra_spec},
+    }).encode()
+
+
+def test_strict_field_validation_rejects_unknown_fields(raw: Any, namespace: str) -> None:
+    reply = raw.request("POST", f"/apis/apps/v1/namespaces/{namespace}/statefulsets?fieldValidation=Strict",
+                        _sts({"replica": 3}))
+    assert reply.status == 400
+    body = reply.json()
+    assert body["reason"] == "BadRequest"
+    assert body["message"].startswith('StatefulSet in version "v1" cannot be handled as a StatefulSet: '
+                                      "strict decoding error: ")
+    for field in ("metadata.bogusMeta", "spec.replica", "spec.template.spec.containers[0].imagePolicy"):
+        assert f'unknown field "{field}"' in body["message"]
+    assert raw.request("GET", f"/apis/apps/v1/namespaces/{namespace}/statefulsets/fv").status == 404
+
+
+def test_default_warn_mode_drops_unknown_fields_and_says_so(raw: Any, namespace: str) -> None:
+    reply = raw.request("POST", f"/apis/apps/v1/namespaces/{namespace}/statefulsets", _sts({"replica": 3}))
+    assert reply.status == 201
+    assert 'unknown field \\"spec.replica\\"' in reply.headers.get("warning", "")
+    stored = reply.json()
+    assert "replica" not in stored["spec"]
+    assert "bogusMeta" not in stored["metadata"]
+    assert "imagePolicy" not in stored["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_kubectl_apply_reports_unknown_fields_like_a_real_cluster(kubesim_kubeconfig: Any, namespace: str,
+                                                                  tmp_path: Any) -> None:
+    """kubectl sends fieldValidation=Strict (OpenAPI v3 says the server validates), so a typo fails."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    kubectl = Path(sys.executable).parent / "kubectl"
+    manifest = yaml.safe_dump(json.loads(_sts({"replica": 3})))
+    proc = subprocess.run([str(kubectl), "--kubeconfig", str(kubesim_kubeconfig), "--cache-dir",
+                           str(tmp_path / "cache"), "-n", namespace, "apply", "-f", "-"],
+                          input=manifest, capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode != 0
+    assert 'strict decoding error: unknown field "metadata.bogusMeta"' in proc.stderr
