@@ -8,9 +8,9 @@ kubectl validates manifests before sending them: if the server's OpenAPI v3 docu
 serves only that part: ``/openapi/v3`` lists one document per group/version, and each document
 holds the object paths with a PATCH operation, its GVK and the parameter.
 
-What this does not give: ``kubectl explain`` (no schemas), and strict *unknown-field* checks
-(the server validates and defaults every object through admission, but unknown fields are kept
-rather than rejected — exactly what ``--validate=false`` would give). The documents carry no
+What this does not give: ``kubectl explain`` (no schemas). Unknown fields are still refused
+server-side (:mod:`kubesim.apiserver.fieldcheck`), as kubectl expects once it sends
+``fieldValidation=Strict``. The documents carry no
 ``requestBody`` schema, so ``kubectl apply`` computes its strategic merge patches from the
 types compiled into kubectl, as it does for any server without OpenAPI.
 """
