@@ -55,3 +55,32 @@ def test_kubectl_apply_reports_unknown_fields_like_a_real_cluster(kubesim_kubeco
                           input=manifest, capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode != 0
     assert 'strict decoding error: unknown field "metadata.bogusMeta"' in proc.stderr
+
+
+def test_server_written_fields_are_all_known_to_the_schema(raw: Any, namespace: str) -> None:
+    """Defaults and create-time mutations only add real fields: a later patch warns about nothing."""
+    bodies = {
+        f"/api/v1/namespaces/{namespace}/pods": {"metadata": {"name": "p"}, "spec": {
+            "containers": [{"name": "c", "image": "busybox", "ports": [{"containerPort": 80}],
+                            "readinessProbe": {"httpGet": {"path": "/", "port": 80}}}],
+            "volumes": [{"name": "v", "emptyDir": {}}]}},
+        f"/apis/apps/v1/namespaces/{namespace}/statefulsets": json.loads(_sts({})),
+        f"/api/v1/namespaces/{namespace}/services": {"metadata": {"name": "s"}, "spec": {
+            "ports": [{"port": 80}], "selector": {"a": "b"}}},
+        f"/api/v1/namespaces/{namespace}/persistentvolumeclaims": {"metadata": {"name": "c"}, "spec": {
+            "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}},
+        f"/apis/policy/v1/namespaces/{namespace}/poddisruptionbudgets": {"metadata": {"name": "b"}, "spec": {
+            "maxUnavailable": 1, "selector": {"matchLabels": {"a": "b"}}}},
+    }
+    for path, body in bodies.items():
+        if "bogusMeta" in json.dumps(body):
+            body["metadata"].pop("bogusMeta")
+            body["spec"]["template"]["spec"]["containers"][0].pop("imagePolicy")
+        created = raw.request("POST", path, json.dumps(body).encode())
+        assert created.status == 201, created.body
+        assert "warning" not in created.headers, created.headers["warning"]
+        name = created.json()["metadata"]["name"]
+        patched = raw.request("PATCH", f"{path}/{name}", b'{"metadata":{"labels":{"x":"y"}}}',
+                              headers={"Content-Type": "application/merge-patch+json"})
+        assert patched.status == 200, patched.body
+        assert "warning" not in patched.headers, (path, patched.headers["warning"])
