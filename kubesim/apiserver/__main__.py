@@ -2,6 +2,8 @@
 
 Started in the background by ``kubesim up`` (which generates certificates and token first);
 runs until SIGTERM/SIGINT, then stops accepting, ends open watches and closes the store.
+``kubesim.controlplane`` runs this same server with its controller manager in one process
+through the ``after_listen`` hook (started once the port is known, stopped before the server).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import signal
 import ssl
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from kubesim import state
@@ -37,7 +40,11 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
+AfterListen = Callable[[int, threading.Event], Callable[[], None]]
+"""Called with the port and the stop event once the server listens; returns what to run at shutdown."""
+
+
+def main(argv: list[str] | None = None, after_listen: AfterListen | None = None) -> int:
     args = _args(argv)
     layout = state.Layout(args.state.resolve())
     logging.basicConfig(
@@ -71,8 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     nslifecycle.start(api, stop)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda _s, _f: stop.set())
+    cleanup = after_listen(port, stop) if after_listen is not None else None
     stop.wait()
     log.info("shutting down")
+    if cleanup is not None:
+        cleanup()
     httpd.shutdown()
     db.close()
     httpd.server_close()
