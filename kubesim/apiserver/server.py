@@ -229,8 +229,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
             code = self._serve(method)
         except errors.ApiError as err:
             code = err.code
-            if method in ("POST", "PUT", "PATCH") and code == 401:
-                self.close_connection = True
             self._send_error(err)
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError, TimeoutError):
             self.close_connection = True
