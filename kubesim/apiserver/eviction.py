@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kubesim.apiserver import deletion, errors, resources, rest, selectors, store
+from kubesim.controllers import disruption_logic
 
 VIOLATION = "Cannot evict pod as it would violate the pod's disruption budget."
 MAX_DISRUPTED_PODS = 2000
@@ -35,15 +36,19 @@ def _ready(pod: dict[str, Any]) -> bool:
 
 
 def _selects(pdb: dict[str, Any], pod: dict[str, Any]) -> bool:
+    """getPodDisruptionBudgets: a nil or empty selector matches nothing here (unlike in the PDB controller)."""
     try:
         sel = selectors.label_selector_from_api((pdb.get("spec") or {}).get("selector"))
     except selectors.SelectorError:
         return False
-    return sel.matches((pod.get("metadata") or {}).get("labels") or {})
+    return not sel.empty and sel.matches((pod.get("metadata") or {}).get("labels") or {})
 
 
-def _violation(message: str) -> errors.ApiError:
-    return errors.too_many_requests(VIOLATION, [{"reason": "DisruptionBudget", "message": message}])
+def _violation(message: str, retry_after_seconds: int = 0) -> errors.ApiError:
+    err = errors.too_many_requests(VIOLATION, [{"reason": "DisruptionBudget", "message": message}])
+    if retry_after_seconds and err.details is not None:
+        err.details["retryAfterSeconds"] = retry_after_seconds  # createTooManyRequestsError suggests 10 s
+    return err
 
 
 def check_budget(api: rest.Api, pod: dict[str, Any]) -> None:
@@ -65,7 +70,7 @@ def check_budget(api: rest.Api, pod: dict[str, Any]) -> None:
     name = pdb["metadata"]["name"]
     status = pdb.get("status") or {}
     if int(status.get("observedGeneration") or 0) < int(pdb["metadata"].get("generation") or 0):
-        raise _violation(f"The disruption budget {name} is still being processed by the server.")
+        raise _violation(f"The disruption budget {name} is still being processed by the server.", 10)
     allowed = int(status.get("disruptionsAllowed") or 0)
     current = int(status.get("currentHealthy") or 0)
     desired = int(status.get("desiredHealthy") or 0)
@@ -83,6 +88,8 @@ def check_budget(api: rest.Api, pod: dict[str, Any]) -> None:
     updated: dict[str, Any] = json.loads(entry.raw)
     new_status = updated.setdefault("status", {})
     new_status["disruptionsAllowed"] = allowed - 1
+    if allowed - 1 == 0:  # checkAndDecrement: the budget is spent, say so before the controller catches up
+        disruption_logic.update_disruption_allowed_condition(new_status, datetime.datetime.now(datetime.UTC))
     disrupted = new_status.setdefault("disruptedPods", {})
     disrupted[pod["metadata"]["name"]] = rest.now()
     api.store.put(_PDBS, updated, entry)
