@@ -17,6 +17,7 @@ import hmac
 import http.server
 import json
 import logging
+import select
 import socket
 import ssl
 import threading
@@ -407,14 +408,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 def _peer_closed(sock: socket.socket) -> bool:
     """True if the client closed its side (a watch client sends nothing after its request)."""
-    import select
-
     try:
         readable, _w, _x = select.select([sock], [], [], 0)
         if not readable:
             return False
-        return sock.recv(1) == b""
-    except (OSError, ValueError, ssl.SSLError):
+        previous = sock.gettimeout()
+        sock.settimeout(0.05)  # a partial TLS record must not park the watch thread
+        try:
+            return sock.recv(1) == b""
+        except (TimeoutError, ssl.SSLWantReadError):
+            return False
+        finally:
+            sock.settimeout(previous)
+    except (OSError, ValueError):
         return True
 
 
