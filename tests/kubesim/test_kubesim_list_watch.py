@@ -357,3 +357,43 @@ def test_watching_one_object_by_url(raw: Any, kubesim_api: Any, namespace: str) 
         reply = raw.request("GET", path)
         events = [json.loads(line) for line in reply.body.splitlines()]
         assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [("ADDED", "mine")]
+
+
+def _server_threads(kubeconfig: Path) -> int:
+    state = json.loads((kubeconfig.parent / "state.json").read_text())
+    pid = state["components"]["apiserver"]["pid"]
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Threads:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no Threads line for pid {pid}")
+
+
+def test_abandoned_watches_release_their_server_threads(raw: Any, kubesim_kubeconfig: Path, namespace: str) -> None:
+    """A4, A10: clients that hang up mid-watch do not leave threads behind in the server."""
+    import http.client
+
+    import tenacity
+
+    before = _server_threads(kubesim_kubeconfig)
+    conns = []
+    for _ in range(20):
+        conn = http.client.HTTPSConnection(raw.host, raw.port, context=raw.context, timeout=10)
+        conn.request("GET", f"/api/v1/namespaces/{namespace}/configmaps?watch=1&resourceVersion=0",
+                     headers={"Authorization": f"Bearer {raw.token}"})
+        assert conn.getresponse().status == 200
+        conns.append(conn)
+    assert _server_threads(kubesim_kubeconfig) >= before + 20
+    for conn in conns:
+        conn.close()
+    seen: list[int] = []
+
+    def settled() -> bool:
+        seen.append(_server_threads(kubesim_kubeconfig))
+        return seen[-1] <= before + 2
+
+    tenacity.Retrying(
+        stop=tenacity.stop_before_delay(10), wait=tenacity.wait_fixed(0.2),
+        retry=tenacity.retry_if_result(lambda done: not done),
+        retry_error_callback=lambda _state: pytest.fail(
+            f"watch threads not released: {before} before, last counts {seen[-5:]}"),
+    )(settled)
