@@ -1,9 +1,11 @@
-"""``kubesim up | down | status | bench``: run the embedded cluster in the background.
+"""``kubesim up | down | status | bench | node``: run the embedded cluster in the background.
 
 ``up`` generates the CA, serving certificate and token on first use (and reuses them, the
 store and — if it is free — the port on every later start), starts the API server in its own
 session, waits until it answers ``/readyz`` over TLS, and writes ``DIR/kubeconfig``. ``down``
-stops exactly the processes recorded in ``DIR/state.json``.
+stops exactly the processes recorded in ``DIR/state.json``. With ``--nodes N`` the control plane
+also runs the controllers and add-ons and ``up`` starts N kubelets (``kubesim.nodes``), waiting
+until every Node is Ready; ``down`` stops kubelets (and their containers) before the control plane.
 """
 
 from __future__ import annotations
@@ -23,10 +25,12 @@ from typing import Annotated
 import tenacity
 import typer
 
-from kubesim import certs, state
+from kubesim import certs, nodes, state
+from kubesim.controllers import settings as settings_mod
 
 app = typer.Typer(name="kubesim", help="An embedded Kubernetes API server for tests.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
+app.add_typer(nodes.app, name="node")
 
 StateOpt = Annotated[Path, typer.Option("--state", help="state directory (store, certificates, kubeconfig)")]
 
@@ -82,8 +86,39 @@ def up(  # noqa: PLR0917 - typer maps each parameter to an option
     default_toleration_seconds: Annotated[int | None, typer.Option(
         help="tolerationSeconds for the not-ready/unreachable tolerations new pods get (upstream 300)")] = None,
     timeout: Annotated[float, typer.Option(help="seconds to wait for the server to answer")] = 30.0,
+    node_count: Annotated[int, typer.Option("--nodes", help="kubelets to start (0: API server only, as part 1)")] = 0,
+    controllers: Annotated[str | None, typer.Option(
+        help="controllers to run: all, none or a comma list (default: all with --nodes, none without)")] = None,
+    node_monitor_grace: Annotated[str | None, typer.Option(help="silent node -> Ready=Unknown after (40s)")] = None,
+    node_monitor_period: Annotated[str | None, typer.Option(help="node health re-check period (5s)")] = None,
+    node_status_interval: Annotated[str | None, typer.Option(help="kubelet heartbeat period (10s)")] = None,
+    toleration_seconds: Annotated[int | None, typer.Option(
+        help="alias of --default-toleration-seconds")] = None,
+    crashloop_base: Annotated[str | None, typer.Option(help="first container restart back-off (10s)")] = None,
+    crashloop_max: Annotated[str | None, typer.Option(help="container restart back-off cap (300s)")] = None,
+    nodes_timeout: Annotated[float, typer.Option(help="seconds to wait for the Nodes to be Ready")] = 60.0,
 ) -> None:
-    """Start the API server in the background and write DIR/kubeconfig."""
+    """Start the control plane (and --nodes N kubelets) in the background and write DIR/kubeconfig."""
+    if node_count < 0:
+        raise _fail(f"--nodes {node_count} must be 0 or more")
+    if toleration_seconds is not None:
+        default_toleration_seconds = toleration_seconds
+    try:
+        given = {k: v for k, v in {
+            "node_monitor_grace": node_monitor_grace, "node_monitor_period": node_monitor_period,
+            "node_status_interval": node_status_interval, "crashloop_base": crashloop_base,
+            "crashloop_max": crashloop_max, "toleration_seconds": default_toleration_seconds,
+        }.items() if v is not None}
+        cluster_settings = settings_mod.ControllerSettings.derived(
+            {k: settings_mod.parse_duration(str(v)) if k != "toleration_seconds" else int(v) for k, v in given.items()})
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    if controllers not in (None, "all", "none"):
+        from kubesim.controllers import CONTROLLERS
+        unknown = sorted({c.strip() for c in controllers.split(",") if c.strip()} - {n for n, _ in CONTROLLERS})
+        if unknown:
+            raise _fail(f"--controllers: unknown {', '.join(unknown)}; known: all, none, "
+                        f"{', '.join(n for n, _ in CONTROLLERS)}")
     if port is not None and not 0 <= port <= 65535:
         raise _fail(f"--port {port} is not a TCP port; use 0..65535 (0 picks a free one)")
     if watch_window is not None and watch_window < 1:
@@ -93,11 +128,15 @@ def up(  # noqa: PLR0917 - typer maps each parameter to an option
     if live is not None:
         typer.echo(f"kubesim already running (pid {live.pid}) at https://127.0.0.1:"
                    f"{state.read_state(layout).get('port')}; export KUBECONFIG={layout.kubeconfig}")
+        _start_nodes(layout, node_count, nodes_timeout)
         return
     certs.ensure(layout.root)
     token = state.ensure_token(layout)
     previous = state.read_state(layout).get("port")
-    cmd = [sys.executable, "-m", "kubesim.apiserver", "--state", str(layout.root), "--log-level", log_level]
+    cmd = [sys.executable, "-m", "kubesim.controlplane", "--state", str(layout.root), "--log-level", log_level,
+           "--controllers", controllers if controllers is not None else ("all" if node_count else "none")]
+    if node_count:
+        cmd.append("--addons")
     if port is not None:
         cmd += ["--port", str(port)]
     elif isinstance(previous, int):
@@ -111,10 +150,13 @@ def up(  # noqa: PLR0917 - typer maps each parameter to an option
             raise _fail(f"--default-toleration-seconds {default_toleration_seconds} must be 0 or more")
         cmd += ["--default-toleration-seconds", str(default_toleration_seconds)]
     layout.port_file.unlink(missing_ok=True)
+    data = state.read_state(layout)
+    data["settings"] = cluster_settings.to_json()
+    state.write_state(layout, data)
     out = open(layout.root / "apiserver.out", "ab")  # noqa: SIM115 - handed to the child
     try:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
-                                close_fds=True)
+                                close_fds=True, env=nodes.cluster_env(layout))
     finally:
         out.close()
     data = state.read_state(layout)
@@ -152,6 +194,28 @@ def up(  # noqa: PLR0917 - typer maps each parameter to an option
     typer.echo(f"kubesim API server running at {server} (pid {proc.pid})\n"
                f"  export KUBECONFIG={layout.kubeconfig}\n  kubectl get ns\n"
                f"  stop with: python -m kubesim down --state {layout.root}")
+    _start_nodes(layout, node_count, nodes_timeout)
+
+
+def _start_nodes(layout: state.Layout, count: int, timeout: float) -> None:
+    """Start the kubelets of nodes 1..count that are not running and wait until all are Ready.
+
+    Running kubelets are left alone, so ``up`` after a control-plane crash restarts only the
+    control plane. On failure everything this cluster runs is stopped (nothing is left behind).
+    """
+    if count == 0:
+        return
+    names = [nodes.node_name(i) for i in range(count)]
+    started = [name for name in names if nodes.kubelet_pid(layout, name) is None]
+    env = nodes.cluster_env(layout)
+    for name in started:
+        nodes.start_kubelet(layout, name, env)
+    try:
+        nodes.wait_ready(layout, names, timeout)
+    except RuntimeError as exc:
+        _stop_all(layout, grace=5.0)
+        raise _fail(f"{exc}\n(stopped the cluster; logs in {layout.root}/nodes/<node>/ and {layout.log})", 1) from None
+    typer.echo(f"nodes Ready: {', '.join(names)}" + (f" (started {len(started)})" if started else ""))
 
 
 def _stop(layout: state.Layout, pid: int, grace: float) -> bool:
@@ -199,17 +263,30 @@ def down(
     if not state_dir.exists():
         raise _fail(f"--state {state_dir} does not exist; nothing to stop")
     layout = _layout(state_dir, create=False)
+    stopped = _stop_all(layout, grace)
+    typer.echo("stopped " + ", ".join(stopped) if stopped else "kubesim was not running")
+    if purge:
+        shutil.rmtree(layout.root)
+        typer.echo(f"removed {layout.root}")
+
+
+def _stop_all(layout: state.Layout, grace: float) -> list[str]:
+    """Kubelets first (then the container groups they recorded), then the control plane; by recorded pid."""
     stopped: list[str] = []
+    for node in nodes.recorded_nodes(layout):
+        pid = nodes.kubelet_pid(layout, node)
+        if nodes.stop_kubelet(layout, node, grace):
+            stopped.append(f"{nodes.PREFIX}{node} (pid {pid})")
     data = state.read_state(layout)
+    for name in [n for n in data["components"] if n.startswith(nodes.PREFIX)]:
+        data["components"].pop(name)
+    state.write_state(layout, data)
     for comp in state.components(layout):
         if _stop(layout, comp.pid, grace):
             stopped.append(f"{comp.name} (pid {comp.pid})")
         data["components"].pop(comp.name, None)
     state.write_state(layout, data)
-    typer.echo("stopped " + ", ".join(stopped) if stopped else "kubesim was not running")
-    if purge:
-        shutil.rmtree(layout.root)
-        typer.echo(f"removed {layout.root}")
+    return stopped
 
 
 @app.command()

@@ -1,0 +1,121 @@
+"""The control-plane process: API server + controller manager in ONE process (``python -m kubesim.controlplane``).
+
+Why one process: kind's control-plane node runs kube-apiserver and kube-controller-manager side
+by side; a SIGKILL of kubesim's control plane must take both down and a restart must resume
+both — the controllers then re-list and carry on, as kube-controller-manager does. The
+controllers still talk to the server only over loopback HTTPS (:mod:`kubesim.client`) with the
+state directory's CA and token, never through the store.
+
+Arguments: everything ``python -m kubesim.apiserver`` takes, plus ``--controllers`` (``all``,
+``none`` or a comma list of names from :data:`kubesim.controllers.CONTROLLERS`) and ``--addons``
+(create the cluster add-ons kind installs at creation: the ``standard`` and ``shared``
+StorageClasses). Periods come from ``KUBESIM_*`` environment variables
+(:class:`~kubesim.controllers.settings.ControllerSettings`), which ``kubesim up`` sets.
+
+A controller module that is listed but missing, or a factory that fails, stops the process at
+start with exit code 2 and one line naming it (a silently absent controller would make every
+scenario lie).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from kubesim import client, podlogs, state
+from kubesim.apiserver import __main__ as apiserver_main
+from kubesim.controllers import ControllerLoadError, load, runtime, settings
+
+log = logging.getLogger("kubesim.controlplane")
+
+DEFAULT_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
+SHARED_PROVISIONER = "kubesim.io/shared"
+ADDONS_MARKER = "addons.applied"
+
+STORAGE_CLASSES: tuple[dict[str, object], ...] = (
+    # kind pkg/build/nodeimage/const_storage.go: the default class, local-path volumes pinned to a node.
+    {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+     "metadata": {"name": "standard", "annotations": {DEFAULT_CLASS_ANNOTATION: "true"}},
+     "provisioner": "rancher.io/local-path", "volumeBindingMode": "WaitForFirstConsumer", "reclaimPolicy": "Delete"},
+    # Network-attached storage any node can mount (one node at a time for ReadWriteOnce). Immediate binding:
+    # the volume has no topology, so nothing is gained by waiting for the scheduler (as NFS/Ceph classes do);
+    # a pod whose node dies can then be scheduled anywhere and the volume follows it.
+    {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+     "metadata": {"name": "shared"},
+     "provisioner": SHARED_PROVISIONER, "volumeBindingMode": "Immediate", "reclaimPolicy": "Delete"},
+)
+
+
+def ensure_addons(api: client.Client, layout: state.Layout) -> None:
+    """Create the StorageClasses once per cluster (kind applies them at creation; a later delete sticks)."""
+    marker = layout.root / ADDONS_MARKER
+    if marker.exists():
+        return
+    for sc in STORAGE_CLASSES:
+        with contextlib.suppress(client.AlreadyExists):
+            api.create("storageclasses", dict(sc))
+    state.atomic_write(marker, b"storageclasses\n")
+
+
+def _args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
+    parser = argparse.ArgumentParser(prog="python -m kubesim.controlplane", add_help=False)
+    parser.add_argument("--state", required=True, type=Path)
+    parser.add_argument("--controllers", default=os.environ.get("KUBESIM_CONTROLLERS", "all"))
+    parser.add_argument("--addons", action="store_true")
+    known, rest = parser.parse_known_args(argv)
+    return known, ["--state", str(known.state), *rest]
+
+
+def _chosen(spec: str) -> frozenset[str] | None:
+    """``all`` → None (every registered controller); ``none`` → empty; else the comma list."""
+    spec = spec.strip()
+    if spec == "all":
+        return None
+    if spec in ("", "none"):
+        return frozenset()
+    return frozenset(s.strip() for s in spec.split(",") if s.strip())
+
+
+def main(argv: list[str] | None = None) -> int:
+    known, server_argv = _args(argv if argv is not None else sys.argv[1:])
+    try:
+        config = settings.ControllerSettings.from_env()
+        controllers = load(only=_chosen(known.controllers))
+    except (ValueError, ControllerLoadError) as exc:
+        print(f"kubesim controlplane: {exc}", file=sys.stderr)
+        return 2
+    if "--default-toleration-seconds" not in server_argv:
+        server_argv += ["--default-toleration-seconds", str(config.toleration_seconds)]
+    layout = state.Layout(known.state.resolve())
+    podlogs.install(layout.root)
+
+    def after_listen(port: int, stop: threading.Event) -> Callable[[], None]:
+        api = client.Client("127.0.0.1", port, layout.ca_cert.read_bytes(), layout.token.read_text().strip())
+        mgr = runtime.Manager(api, config)
+        for ctrl in controllers:
+            mgr.add(ctrl)
+
+        def run() -> None:
+            try:
+                if known.addons:
+                    ensure_addons(api, layout)
+                if mgr.start():
+                    log.info("controller manager running: %s", ", ".join(mgr.controllers()) or "(no controllers)")
+            except Exception:
+                log.exception("controller manager failed to start; stopping the control plane")
+                stop.set()
+
+        threading.Thread(target=run, name="controller-manager", daemon=True).start()
+        return mgr.stop
+
+    return apiserver_main.main(server_argv, after_listen)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

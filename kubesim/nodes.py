@@ -1,0 +1,365 @@
+"""Kubelet processes and node faults: what ``docker kill`` / ``docker start`` are to kind.
+
+``kubesim up --nodes N`` starts one ``python -m kubesim.kubelet --state DIR --node NAME`` per
+node (names ``kubesim-worker``, ``kubesim-worker2``, … as kind names its workers), each in its own
+session, and records it in ``state.json`` as ``kubelet/<node>`` with its command line, so
+``kubesim node restore`` can start the same kubelet again after ``kubesim node crash``.
+
+Contract with the kubelet (helper K5, ``kubesim/kubelet``):
+
+* The kubelet writes ``DIR/nodes/<node>/containers.json`` — ``{"<ns>/<pod>/<container>": {"pid",
+  "pgid", "uid", "start_time"?}}`` for every live container, rewritten atomically whenever a
+  container starts or ends. Each container is its own process group (``pgid``); ``start_time``
+  (field 22 of ``/proc/<pid>/stat``) lets us refuse to signal a recycled pid.
+* ``node crash`` SIGKILLs the kubelet's process group and then every recorded container group —
+  the equivalent of a machine losing power. Containers must ALSO die when their kubelet dies by
+  any other means (a SIGKILL not sent by us): the kubelet's sandbox should arrange
+  ``PR_SET_PDEATHSIG(SIGKILL)`` for the process it forks (or an in-group supervisor that kills the
+  group when its parent goes), so an orphaned container never keeps writing to a volume another
+  node now owns.
+* ``down`` stops kubelets first (SIGTERM, grace, SIGKILL), then SIGKILLs whatever container groups
+  their ``containers.json`` still lists, then stops the control plane.
+* Settings: kubelets get the cluster's ``KUBESIM_*`` environment
+  (:class:`kubesim.controllers.settings.ControllerSettings`), recorded in ``state.json`` under
+  ``settings`` so a restored kubelet uses the same periods.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import tenacity
+import typer
+
+from kubesim import client, state
+from kubesim.controllers import settings as settings_mod
+
+app = typer.Typer(name="node", help="Node faults: crash/restore a kubelet, signal a container, list nodes.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+
+StateOpt = Annotated[Path, typer.Option("--state", help="state directory of a running kubesim")]
+PREFIX = "kubelet/"
+
+
+def node_name(index: int) -> str:
+    """kind's worker names: kubesim-worker, kubesim-worker2, kubesim-worker3, …"""
+    return "kubesim-worker" if index == 0 else f"kubesim-worker{index + 1}"
+
+
+def node_dir(layout: state.Layout, node: str) -> Path:
+    return layout.root / "nodes" / node
+
+
+def kubelet_cmd(layout: state.Layout, node: str) -> list[str]:
+    return [sys.executable, "-m", "kubesim.kubelet", "--state", str(layout.root), "--node", node]
+
+
+def cluster_env(layout: state.Layout) -> dict[str, str]:
+    """The environment a component of this cluster runs with: ours plus the recorded settings."""
+    recorded = state.read_state(layout).get("settings") or {}
+    env = dict(os.environ)
+    env.update(settings_mod.ControllerSettings.from_json(recorded).to_env())
+    return env
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.echo(f"kubesim: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _layout(path: Path) -> state.Layout:
+    if not path.is_dir():
+        raise _fail(f"--state {path} is not a kubesim state directory; pass the one given to `kubesim up`")
+    return state.Layout(path.resolve())
+
+
+def tail(path: Path, lines: int = 5) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+# ----- processes ------------------------------------------------------------------------------
+
+
+def kubelet_pid(layout: state.Layout, node: str) -> int | None:
+    """The running kubelet of ``node`` (None if not running or the recorded pid is someone else's now)."""
+    info = state.read_state(layout)["components"].get(PREFIX + node) or {}
+    pid = info.get("pid")
+    return pid if isinstance(pid, int) and state.is_ours(layout, pid) else None
+
+
+def recorded_nodes(layout: state.Layout) -> list[str]:
+    names = [n[len(PREFIX):] for n in state.read_state(layout)["components"] if n.startswith(PREFIX)]
+    return sorted(names, key=_node_order)
+
+
+def _node_order(name: str) -> tuple[int, str]:
+    suffix = name.removeprefix("kubesim-worker")
+    return (int(suffix) if suffix.isdigit() else 1 if suffix == "" else 10**6, name)
+
+
+def start_kubelet(layout: state.Layout, node: str, env: dict[str, str] | None = None) -> int:
+    """Start ``node``'s kubelet in its own session and record it; returns its pid."""
+    data = state.read_state(layout)
+    info = data["components"].get(PREFIX + node) or {}
+    cmd = info.get("cmd") or kubelet_cmd(layout, node)
+    directory = node_dir(layout, node)
+    directory.mkdir(parents=True, exist_ok=True)
+    out = open(directory / "kubelet.out", "ab")  # noqa: SIM115 - handed to the child
+    try:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
+                                close_fds=True, env=env if env is not None else cluster_env(layout))
+    finally:
+        out.close()
+    data = state.read_state(layout)
+    data["components"][PREFIX + node] = {"pid": proc.pid, "cmd": cmd}
+    state.write_state(layout, data)
+    return proc.pid
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    """Fields of /proc/<pid>/stat after the command name (index 0 = state, 2 = pgrp, 19 = starttime)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def read_containers(layout: state.Layout, node: str) -> dict[str, dict[str, Any]]:
+    try:
+        data = json.loads((node_dir(layout, node) / "containers.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(v, dict)} if isinstance(data, dict) else {}
+
+
+def signal_group(entry: dict[str, Any], sig: int) -> bool:
+    """Signal one recorded container's process group; refuses a pid whose start time shows it was recycled."""
+    pid, pgid = entry.get("pid"), entry.get("pgid")
+    if not isinstance(pgid, int) or pgid <= 1:
+        return False
+    if isinstance(pid, int):
+        fields = _proc_stat(pid)
+        if fields is not None:
+            started = entry.get("start_time")
+            if fields[2] != str(pgid) or (started is not None and fields[19] != str(started)):
+                return False  # the pid now belongs to another process
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def kill_containers(layout: state.Layout, node: str) -> int:
+    """SIGKILL every container group ``node``'s kubelet recorded; returns how many were signalled."""
+    return sum(signal_group(entry, signal.SIGKILL) for entry in read_containers(layout, node).values())
+
+
+def crash(layout: state.Layout, node: str) -> tuple[int | None, int]:
+    """SIGKILL the kubelet (its whole process group) and all its containers; returns (kubelet pid, containers)."""
+    pid = kubelet_pid(layout, node)
+    if pid is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+        _reap(pid)
+    killed = kill_containers(layout, node)
+    data = state.read_state(layout)
+    info = data["components"].get(PREFIX + node)
+    if isinstance(info, dict):
+        info.pop("pid", None)
+        info["crashed"] = True
+        state.write_state(layout, data)
+    return pid, killed
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def stop_kubelet(layout: state.Layout, node: str, grace: float) -> bool:
+    """SIGTERM the kubelet's group, SIGKILL after ``grace``, then SIGKILL leftover containers. True if it ran."""
+    pid = kubelet_pid(layout, node)
+    if pid is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and state.is_ours(layout, pid):
+            _reap(pid)
+            time.sleep(0.05)
+        if state.is_ours(layout, pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+        _reap(pid)
+    kill_containers(layout, node)
+    return pid is not None
+
+
+# ----- readiness ------------------------------------------------------------------------------
+
+
+def ready_condition(node: dict[str, Any]) -> dict[str, Any] | None:
+    for cond in (node.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Ready":
+            return dict(cond)
+    return None
+
+
+def wait_ready(layout: state.Layout, names: list[str], timeout: float) -> None:
+    """Wait until every named Node is Ready; RuntimeError naming those that are not (and why) otherwise."""
+    api = client.Client.from_state(layout.root)
+    last: dict[str, str] = dict.fromkeys(names, "not registered")
+
+    def check() -> bool:
+        for name in names:
+            if kubelet_pid(layout, name) is None:
+                log = node_dir(layout, name)
+                raise RuntimeError(f"the kubelet of {name} exited; last output:\n"
+                                   f"{tail(log / 'kubelet.out') or tail(log / 'kubelet.log') or '(none)'}")
+        try:
+            items, _rv = api.list("nodes")
+        except client.ApiError as exc:
+            last.update(dict.fromkeys(names, f"API unreachable: {exc.message}"))
+            return False
+        seen = {str(n["metadata"]["name"]): n for n in items}
+        for name in names:
+            node = seen.get(name)
+            cond = ready_condition(node) if node is not None else None
+            if node is None:
+                last[name] = "not registered"
+            elif cond is None:
+                last[name] = "no Ready condition yet"
+            elif cond.get("status") == "True":
+                last.pop(name, None)
+            else:
+                last[name] = f"Ready={cond.get('status')} ({cond.get('reason')}: {cond.get('message')})"
+        return not last
+
+    def gave_up(_state: tenacity.RetryCallState) -> bool:
+        detail = "; ".join(f"{n}: {why}" for n, why in sorted(last.items()))
+        raise RuntimeError(f"nodes not Ready within {timeout:.0f}s: {detail}")
+
+    try:
+        tenacity.Retrying(stop=tenacity.stop_before_delay(timeout), wait=tenacity.wait_fixed(0.1),
+                          retry=tenacity.retry_if_result(lambda ok: not ok), retry_error_callback=gave_up)(check)
+    finally:
+        api.close()
+
+
+# ----- commands -------------------------------------------------------------------------------
+
+
+def _known_node(layout: state.Layout, node: str) -> None:
+    if node not in recorded_nodes(layout):
+        known = ", ".join(recorded_nodes(layout)) or "none (start with `kubesim up --nodes N`)"
+        raise _fail(f"no node {node!r} in {layout.root}; nodes: {known}")
+
+
+@app.command("crash")
+def crash_cmd(node: Annotated[str, typer.Argument(help="node name, e.g. kubesim-worker2")],
+              state_dir: StateOpt) -> None:
+    """SIGKILL the node's kubelet and every container it runs (like `docker kill` of a kind node)."""
+    layout = _layout(state_dir)
+    _known_node(layout, node)
+    pid, killed = crash(layout, node)
+    what = f"kubelet pid {pid}" if pid is not None else "kubelet (was not running)"
+    typer.echo(f"crashed {node}: killed {what} and {killed} container process group(s)")
+
+
+@app.command("restore")
+def restore_cmd(
+    node: Annotated[str, typer.Argument(help="node name, e.g. kubesim-worker2")], state_dir: StateOpt,
+    wait: Annotated[bool, typer.Option(help="wait until the Node is Ready again")] = True,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for Ready")] = 60.0,
+) -> None:
+    """Start the node's kubelet again (after `node crash`) and wait until the Node is Ready."""
+    layout = _layout(state_dir)
+    _known_node(layout, node)
+    running = kubelet_pid(layout, node)
+    if running is not None:
+        typer.echo(f"{node}: kubelet already running (pid {running})")
+    else:
+        pid = start_kubelet(layout, node)
+        typer.echo(f"{node}: kubelet started (pid {pid})")
+    if wait:
+        try:
+            wait_ready(layout, [node], timeout)
+        except RuntimeError as exc:
+            raise _fail(str(exc), 1) from None
+        typer.echo(f"{node}: Ready")
+
+
+def parse_signal(text: str) -> signal.Signals:
+    name = text.strip().upper()
+    if name.isdigit():
+        try:
+            return signal.Signals(int(name))
+        except ValueError:
+            pass
+    else:
+        try:
+            return signal.Signals[name if name.startswith("SIG") else "SIG" + name]
+        except KeyError:
+            pass
+    raise ValueError(f"--signal {text!r} is not a signal; use a name like KILL, TERM, INT or a number")
+
+
+@app.command("kill-container")
+def kill_container_cmd(
+    pod: Annotated[str, typer.Argument(help="pod name")],
+    container: Annotated[str, typer.Argument(help="container name")],
+    state_dir: StateOpt,
+    namespace: Annotated[str, typer.Option("-n", "--namespace", help="the pod's namespace")] = "default",
+    sig: Annotated[str, typer.Option("--signal", help="signal name or number")] = "KILL",
+) -> None:
+    """Signal one container's process group (the kubelet then restarts it per restartPolicy)."""
+    layout = _layout(state_dir)
+    try:
+        signum = parse_signal(sig)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    key = f"{namespace}/{pod}/{container}"
+    for node in recorded_nodes(layout):
+        entry = read_containers(layout, node).get(key)
+        if entry is not None:
+            if not signal_group(entry, signum):
+                raise _fail(f"container {key} on {node} is no longer running (pid {entry.get('pid')})", 1)
+            typer.echo(f"sent {signum.name} to {key} on {node} (process group {entry.get('pgid')})")
+            return
+    raise _fail(f"no running container {container!r} of pod {namespace}/{pod} on any node of {layout.root}", 1)
+
+
+@app.command("list")
+def list_cmd(state_dir: StateOpt) -> None:
+    """Each node: kubelet process, Ready condition, running containers."""
+    layout = _layout(state_dir)
+    names = recorded_nodes(layout)
+    if not names:
+        typer.echo("no nodes (start with `kubesim up --nodes N`)")
+        return
+    ready: dict[str, str] = {}
+    try:
+        api = client.Client.from_state(layout.root)
+        items, _rv = api.list("nodes")
+        api.close()
+        for node in items:
+            cond = ready_condition(node) or {}
+            ready[str(node["metadata"]["name"])] = str(cond.get("status", "Unknown"))
+    except (client.ApiError, ValueError, OSError):
+        pass
+    typer.echo(f"{'NODE':<20} {'KUBELET':<16} {'READY':<8} CONTAINERS")
+    for name in names:
+        pid = kubelet_pid(layout, name)
+        proc = f"running ({pid})" if pid is not None else "stopped"
+        typer.echo(f"{name:<20} {proc:<16} {ready.get(name, '?'):<8} {len(read_containers(layout, name))}")
