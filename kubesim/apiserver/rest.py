@@ -78,9 +78,11 @@ def check_type(obj: Obj, api_version: str, kind: str) -> None:
             f"the API version in the data ({got_api}) does not match the expected API version ({api_version})"
         )
     if got_kind != kind:
+        # handlers' transformDecodeError: "<Kind> in version <v> cannot be handled as a <Kind>: <why>"
+        version = got_api.rpartition("/")[2]
         raise errors.bad_request(
-            f"the object provided is unrecognized (must be of type {kind}): "
-            f"the kind in the data ({got_kind}) does not match ({api_version}, Kind={kind})"
+            f'{got_kind} in version "{version}" cannot be handled as a {kind}: '
+            f"the kind in the data ({got_kind}) does not match the expected kind ({kind})"
         )
     obj["apiVersion"] = api_version
     obj["kind"] = kind

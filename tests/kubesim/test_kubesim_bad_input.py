@@ -49,8 +49,9 @@ def test_malformed_json_is_400(raw: Any, namespace: str) -> None:
 def test_wrong_kind_for_the_url_is_400(raw: Any, namespace: str) -> None:
     """A5: a Service posted to the pods URL."""
     doc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x"}}
-    _status(raw.request("POST", f"/api/v1/namespaces/{namespace}/pods", json.dumps(doc).encode()), 400,
-            "BadRequest")
+    body = _status(raw.request("POST", f"/api/v1/namespaces/{namespace}/pods", json.dumps(doc).encode()), 400,
+                   "BadRequest")
+    assert body["message"].startswith('Service in version "v1" cannot be handled as a Pod: ')
 
 
 def test_wrong_api_version_for_the_url_is_400(raw: Any, namespace: str) -> None:
