@@ -18,6 +18,12 @@ if TYPE_CHECKING:
     from kubesim.controllers import runtime
 
 CONTROLLERS: list[tuple[str, str]] = [
+    ("scheduler", "kubesim.controllers.scheduler:new_scheduler"),
+    ("persistentvolume-binder", "kubesim.controllers.volumes_binder:new_binder"),
+    ("volume-provisioner", "kubesim.controllers.volumes_provisioner:new_provisioner"),
+    ("volume-reclaimer", "kubesim.controllers.volumes_reclaim:new_reclaimer"),
+    ("pvc-protection", "kubesim.controllers.volumes_protection:new_claim_protection"),
+    ("pv-protection", "kubesim.controllers.volumes_protection:new_volume_protection"),
 
 ]
 
