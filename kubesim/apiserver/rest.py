@@ -54,17 +54,30 @@ def now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def decode(body: bytes) -> Obj:
-    """Parse a request body; malformed JSON or a non-object is a 400 as upstream reports it."""
+def _summary(body: bytes, limit: int = 30) -> str:
+    """handlers' summarizeData: JSON-looking bodies as text, anything else as hex, cut at ``limit``."""
+    if not body:
+        return "<empty>"
+    cut = body[:limit]
+    text = cut.decode("utf-8", "replace") if body[:1] == b"{" else cut.hex()
+    return text + " ..." if len(body) > limit else text
+
+
+def decode(body: bytes, kind: str = "") -> Obj:
+    """Parse a request body; malformed JSON or a non-object is a 400 worded as transformDecodeError does."""
+    why = ""
     try:
         obj = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise errors.bad_request(f"couldn't get version/kind; json parse error: {exc}") from None
-    if not isinstance(obj, dict):
-        raise errors.bad_request(
-            f"couldn't get version/kind; json parse error: cannot unmarshal {type(obj).__name__} into an object"
-        )
-    return obj
+        why = f"couldn't get version/kind; json parse error: {exc}"
+    else:
+        if not isinstance(obj, dict):
+            why = f"couldn't get version/kind; json parse error: cannot unmarshal {type(obj).__name__} into an object"
+    if why:
+        if kind:
+            why = f"the object provided is unrecognized (must be of type {kind}): {why} ({_summary(body)})"
+        raise errors.bad_request(why)
+    return dict(obj)
 
 
 def check_type(obj: Obj, api_version: str, kind: str) -> None:
@@ -178,7 +191,7 @@ class Api:
             raise err
 
     def create(self, t: Target, body: bytes, query: Query) -> tuple[int, bytes]:
-        obj, _api_version, kind = self.ingest(t.resource, decode(body), query)
+        obj, _api_version, kind = self.ingest(t.resource, decode(body, t.resource.kind), query)
         return self.create_obj(t, obj, kind, query)
 
     def create_obj(self, t: Target, obj: Obj, kind: str, query: Query) -> tuple[int, bytes]:
@@ -257,7 +270,7 @@ class Api:
 
     def update(self, t: Target, body: bytes, query: Query) -> tuple[int, bytes]:
         res = t.resource
-        obj, _api_version, kind = self.ingest(res, decode(body), query)
+        obj, _api_version, kind = self.ingest(res, decode(body, res.kind), query)
         meta = metadata_of(obj)
         body_ns = meta.get("namespace") or ""
         if res.namespaced and body_ns and body_ns != t.namespace:

@@ -43,7 +43,9 @@ def test_malformed_json_is_400(raw: Any, namespace: str) -> None:
     """A5: a body that is not JSON."""
     body = _status(raw.request("POST", f"/api/v1/namespaces/{namespace}/configmaps", b"{not json"), 400,
                    "BadRequest")
-    assert "json" in body["message"]
+    assert body["message"].startswith("the object provided is unrecognized (must be of type ConfigMap): "
+                                      "couldn't get version/kind; json parse error: ")
+    assert body["message"].endswith("({not json)")
 
 
 def test_wrong_kind_for_the_url_is_400(raw: Any, namespace: str) -> None:
