@@ -39,6 +39,7 @@ unit: $(STAMP)
 ## bench: speed figures, each printed as a ratio against a baseline measured in the same run
 bench: $(STAMP)
 	$(PY) -m harness bench
+	$(PY) -m kubesim bench
 
 ## cluster-up / cluster-down: the kind cluster for real runs (needs kind and a Docker daemon)
 KIND_CLUSTER ?= ckpt-chaos
