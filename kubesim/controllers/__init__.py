@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from kubesim.controllers import runtime
 
 CONTROLLERS: list[tuple[str, str]] = [
+    ("garbagecollector", "kubesim.controllers.gc:new"),
     ("scheduler", "kubesim.controllers.scheduler:new_scheduler"),
     ("persistentvolume-binder", "kubesim.controllers.volumes_binder:new_binder"),
     ("volume-provisioner", "kubesim.controllers.volumes_provisioner:new_provisioner"),
