@@ -45,7 +45,7 @@ def k4_controlplane(kubesim_factory: Callable[..., Path]) -> Iterator[ControlPla
     finally:
         for kubelet in plane.kubelets:
             kubelet.crash()
-        mgr.stop()
+        plane.mgr.stop()
         api.close()
 
 
