@@ -25,6 +25,10 @@ CONTROLLERS: list[tuple[str, str]] = [
     ("volume-reclaimer", "kubesim.controllers.volumes_reclaim:new_reclaimer"),
     ("pvc-protection", "kubesim.controllers.volumes_protection:new_claim_protection"),
     ("pv-protection", "kubesim.controllers.volumes_protection:new_volume_protection"),
+    ("nodelifecycle", "kubesim.controllers.nodelifecycle:new"),
+    ("tainteviction", "kubesim.controllers.tainteviction:new"),
+    ("disruption", "kubesim.controllers.disruption:new"),
+    ("disruption-stale-pods", "kubesim.controllers.disruption:new_stale_pods"),
 
 ]
 
