@@ -35,7 +35,7 @@ class ControlPlane:
 @pytest.fixture(scope="module")
 def k4_controlplane(kubesim_factory: Callable[..., Path]) -> Iterator[ControlPlane]:
     """A fresh API server (default tolerations 2 s) with K4's controllers and one always-healthy node."""
-    kubeconfig = kubesim_factory("--default-toleration-seconds", str(TOLERATION_SECONDS))
+    kubeconfig = kubesim_factory("--default-toleration-seconds", str(TOLERATION_SECONDS), "--controllers", "none")
     api = client.Client.from_kubeconfig(kubeconfig)
     mgr = k4_support.start_manager(api, SETTINGS)
     plane = ControlPlane(api, mgr)
