@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -59,7 +60,12 @@ def node_dir(layout: state.Layout, node: str) -> Path:
 
 
 def kubelet_cmd(layout: state.Layout, node: str) -> list[str]:
-    return [sys.executable, "-m", "kubesim.kubelet", "--state", str(layout.root), "--node", node]
+    """``python -m kubesim.kubelet --state DIR --node NAME``; ``KUBESIM_KUBELET_CMD`` replaces the program part.
+
+    The override lets the node tooling be tested with a scripted kubelet, independent of the real one.
+    """
+    program = shlex.split(os.environ.get("KUBESIM_KUBELET_CMD", "")) or [sys.executable, "-m", "kubesim.kubelet"]
+    return [*program, "--state", str(layout.root), "--node", node]
 
 
 def cluster_env(layout: state.Layout) -> dict[str, str]:

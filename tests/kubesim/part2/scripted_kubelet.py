@@ -1,0 +1,54 @@
+"""A scripted stand-in for ``python -m kubesim.kubelet`` used by test_cluster_cli (not a kubelet).
+
+It registers its Node, keeps it Ready with a heartbeat, and runs one "container" (``sleep``) in
+its own process group recorded in ``nodes/<node>/containers.json`` exactly as the real kubelet
+must — enough to exercise ``up --nodes``, ``node crash|restore|kill-container|list`` and ``down``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import signal
+import subprocess
+import threading
+from pathlib import Path
+
+from kubesim import client, state
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--state", type=Path, required=True)
+    parser.add_argument("--node", required=True)
+    args = parser.parse_args()
+    api = client.Client.from_state(args.state)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    node_dir = args.state / "nodes" / args.node
+    node_dir.mkdir(parents=True, exist_ok=True)
+    container = subprocess.Popen(["sleep", "3600"], start_new_session=True)
+    start_time = Path(f"/proc/{container.pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    state.atomic_write(node_dir / "containers.json", json.dumps({
+        f"default/pod-on-{args.node}/main": {"pid": container.pid, "pgid": container.pid, "uid": "u",
+                                             "start_time": int(start_time)}}).encode())
+    try:
+        api.create("nodes", {"metadata": {"name": args.node, "labels": {"kubernetes.io/hostname": args.node}}})
+    except client.AlreadyExists:
+        pass
+    while not stop.is_set():
+        api.patch("nodes", args.node, {"status": {"conditions": [{
+            "type": "Ready", "status": "True", "reason": "KubeletReady", "message": "scripted",
+            "lastHeartbeatTime": _now(), "lastTransitionTime": _now()}]}}, subresource="status")
+        stop.wait(0.5)
+    os.killpg(container.pid, signal.SIGKILL)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,187 @@
+"""`kubesim up --nodes N`, `down` and the node fault tools, with a scripted kubelet (scripted_kubelet.py).
+
+The real kubelet (helper K5) is exercised by the kubesim_cluster fixture's users; here the point is
+the process management: what is recorded, what is killed (by pid, never by name), and what is said.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import tenacity
+
+from kubesim import client, state
+
+SCRIPTED = Path(__file__).with_name("scripted_kubelet.py")
+
+
+def kubesim(state_dir: Path, *args: str, env: dict[str, str] | None = None,
+            timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "kubesim", *args, "--state", str(state_dir)], capture_output=True,
+                          text=True, timeout=timeout, check=False, env=env)
+
+
+def alive(pid: int) -> bool:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return False
+    return fields[0] != "Z"
+
+
+def components(state_dir: Path) -> dict[str, dict[str, object]]:
+    return state.read_state(state.Layout(state_dir))["components"]
+
+
+def container_pid(state_dir: Path, node: str) -> int:
+    data = json.loads((state_dir / "nodes" / node / "containers.json").read_text())
+    return int(data[f"default/pod-on-{node}/main"]["pid"])
+
+
+@pytest.fixture
+def scripted_env() -> dict[str, str]:
+    repo = str(Path(__file__).resolve().parents[3])
+    return dict(os.environ, KUBESIM_KUBELET_CMD=f"{sys.executable} {SCRIPTED}",
+                PYTHONPATH=os.pathsep.join([repo, os.environ.get("PYTHONPATH", "")]))
+
+
+@pytest.fixture
+def cluster_dir(tmp_path: Path, scripted_env: dict[str, str]) -> Iterator[Path]:
+    state_dir = tmp_path / "cluster"
+    try:
+        yield state_dir
+    finally:
+        kubesim(state_dir, "down", "--grace", "2", env=scripted_env)
+
+
+def test_up_with_nodes_records_kubelets_and_crash_restore_down_stop_exactly_them(
+        cluster_dir: Path, scripted_env: dict[str, str]) -> None:
+    up = kubesim(cluster_dir, "up", "--port", "0", "--nodes", "2", "--controllers", "none", env=scripted_env)
+    assert up.returncode == 0, up.stderr
+    assert "nodes Ready: kubesim-worker, kubesim-worker2" in up.stdout
+    comps = components(cluster_dir)
+    assert set(comps) == {"apiserver", "kubelet/kubesim-worker", "kubelet/kubesim-worker2"}
+    kubelet2 = int(comps["kubelet/kubesim-worker2"]["pid"])  # type: ignore[call-overload]
+    container2 = container_pid(cluster_dir, "kubesim-worker2")
+    container1 = container_pid(cluster_dir, "kubesim-worker")
+    assert alive(kubelet2)
+    assert alive(container2)
+
+    crashed = kubesim(cluster_dir, "node", "crash", "kubesim-worker2", env=scripted_env)
+    assert crashed.returncode == 0, crashed.stderr
+    assert f"killed kubelet pid {kubelet2} and 1 container process group(s)" in crashed.stdout
+    assert not alive(kubelet2)
+    assert not alive(container2)
+    assert alive(container1), "crashing one node touched another node's container"
+    listed = kubesim(cluster_dir, "node", "list", env=scripted_env).stdout
+    assert "kubesim-worker2      stopped" in listed
+
+    restored = kubesim(cluster_dir, "node", "restore", "kubesim-worker2", env=scripted_env)
+    assert restored.returncode == 0, restored.stderr
+    assert "kubesim-worker2: Ready" in restored.stdout
+    new_kubelet = int(components(cluster_dir)["kubelet/kubesim-worker2"]["pid"])  # type: ignore[call-overload]
+    assert new_kubelet != kubelet2
+    assert alive(new_kubelet)
+
+    down = kubesim(cluster_dir, "down", "--grace", "5", env=scripted_env)
+    assert down.returncode == 0, down.stderr
+    assert down.stdout.index("kubelet/") < down.stdout.index("apiserver"), "kubelets must stop before the control plane"
+    assert not alive(new_kubelet)
+    assert not alive(container1)
+    assert not alive(container_pid(cluster_dir, "kubesim-worker2"))
+    assert components(cluster_dir) == {}
+
+
+def test_kill_container_signals_only_that_containers_process_group(
+        cluster_dir: Path, scripted_env: dict[str, str]) -> None:
+    assert kubesim(cluster_dir, "up", "--port", "0", "--nodes", "2", "--controllers", "none",
+                   env=scripted_env).returncode == 0
+    target = container_pid(cluster_dir, "kubesim-worker")
+    other = container_pid(cluster_dir, "kubesim-worker2")
+    done = kubesim(cluster_dir, "node", "kill-container", "pod-on-kubesim-worker", "main", "-n", "default",
+                   "--signal", "TERM", env=scripted_env)
+    assert done.returncode == 0, done.stderr
+    assert "sent SIGTERM to default/pod-on-kubesim-worker/main on kubesim-worker" in done.stdout
+    # the container is not our child: await its disappearance through /proc
+    tenacity.Retrying(stop=tenacity.stop_before_delay(5), wait=tenacity.wait_fixed(0.05), reraise=True,
+                      retry=tenacity.retry_if_result(bool))(lambda: alive(target))
+    assert alive(other)
+    missing = kubesim(cluster_dir, "node", "kill-container", "nope", "main", env=scripted_env)
+    assert missing.returncode == 1
+    assert "no running container 'main' of pod default/nope" in missing.stderr
+
+
+def test_up_stops_everything_and_names_the_node_when_a_kubelet_exits(
+        tmp_path: Path, scripted_env: dict[str, str]) -> None:
+    env = dict(scripted_env, KUBESIM_KUBELET_CMD=f"{sys.executable} -c \"import sys; sys.exit('kubelet refused')\"")
+    state_dir = tmp_path / "broken"
+    up = kubesim(state_dir, "up", "--port", "0", "--nodes", "1", "--controllers", "none", env=env)
+    assert up.returncode == 1
+    assert "the kubelet of kubesim-worker exited" in up.stderr
+    assert "kubelet refused" in up.stderr
+    assert components(state_dir) == {}, "a failed up must not leave processes behind"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("up", "--nodes", "-1"), "--nodes -1 must be 0 or more"),
+    (("up", "--controllers", "statefulset,bogus"), "--controllers: unknown"),
+    (("up", "--node-monitor-grace", "soon"), "'soon' is not a duration"),
+    (("up", "--node-monitor-grace", "4s", "--node-status-interval", "5s"), "must be shorter than node-monitor-grace"),
+])
+def test_bad_up_flags_are_one_line_and_exit_2(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
+    proc = kubesim(tmp_path / "s", *args)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "s" / "state.json").exists() or components(tmp_path / "s") == {}
+
+
+def test_node_commands_refuse_unknown_nodes_and_signals(kubesim_kubeconfig: Path) -> None:
+    state_dir = kubesim_kubeconfig.parent
+    crash = kubesim(state_dir, "node", "crash", "kubesim-worker9")
+    assert crash.returncode == 2
+    assert "no node 'kubesim-worker9'" in crash.stderr
+    bad_signal = kubesim(state_dir, "node", "kill-container", "p", "c", "--signal", "BOGUS")
+    assert bad_signal.returncode == 2
+    assert "--signal 'BOGUS' is not a signal" in bad_signal.stderr
+
+
+def test_pod_logs_come_from_the_kubelet_log_files(kubesim_kubeconfig: Path) -> None:
+    """E4 seam: pods/log reads nodes/<node>/pods/<ns>_<pod>_<uid>/<container>/<restartCount>.log."""
+    api = client.Client.from_kubeconfig(kubesim_kubeconfig)
+    pod = api.create("pods", {"metadata": {"name": "logged"}, "spec": {"containers": [
+        {"name": "main", "image": "busybox"}, {"name": "side", "image": "busybox"}]}}, "default")
+    try:
+        api.post_subresource("pods", "logged", "default", "binding", {
+            "apiVersion": "v1", "kind": "Binding", "metadata": {"name": "logged"},
+            "target": {"kind": "Node", "name": "somenode"}})
+        base = "/api/v1/namespaces/default/pods/logged/log"
+        with pytest.raises(client.ApiError) as waiting:
+            api.raw_get(base + "?container=main")
+        assert waiting.value.status == 400
+        assert 'container "main" in pod "logged" is waiting to start: ContainerCreating' in waiting.value.message
+        logs = kubesim_kubeconfig.parent / "nodes" / "somenode" / "pods" / f"default_logged_{pod['metadata']['uid']}"
+        (logs / "main").mkdir(parents=True)
+        (logs / "main" / "0.log").write_text("first run\n")
+        (logs / "main" / "1.log").write_text("a\nb\nc\n")
+        assert api.raw_get(base + "?container=main") == b"a\nb\nc\n"
+        assert api.raw_get(base + "?container=main&tailLines=2") == b"b\nc\n"
+        assert api.raw_get(base + "?container=main&previous=true") == b"first run\n"
+        with pytest.raises(client.ApiError) as no_previous:
+            (logs / "side").mkdir()
+            (logs / "side" / "0.log").write_text("x\n")
+            api.raw_get(base + "?container=side&previous=true")
+        assert 'previous terminated container "side" in pod "logged" not found' in no_previous.value.message
+        kubectl = Path(sys.executable).with_name("kubectl")
+        out = subprocess.run([str(kubectl), "--kubeconfig", str(kubesim_kubeconfig), "logs", "logged", "-c", "main",
+                              "--tail", "1"], capture_output=True, text=True, timeout=30, check=False)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout == "c\n"
+    finally:
+        api.delete("pods", "logged", "default", grace_period_seconds=0)
