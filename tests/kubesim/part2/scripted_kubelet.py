@@ -8,6 +8,7 @@ must — enough to exercise ``up --nodes``, ``node crash|restore|kill-container|
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -38,10 +39,8 @@ def main() -> None:
     state.atomic_write(node_dir / "containers.json", json.dumps({
         f"default/pod-on-{args.node}/main": {"pid": container.pid, "pgid": container.pid, "uid": "u",
                                              "start_time": int(start_time)}}).encode())
-    try:
+    with contextlib.suppress(client.AlreadyExists):
         api.create("nodes", {"metadata": {"name": args.node, "labels": {"kubernetes.io/hostname": args.node}}})
-    except client.AlreadyExists:
-        pass
     while not stop.is_set():
         api.patch("nodes", args.node, {"status": {"conditions": [{
             "type": "Ready", "status": "True", "reason": "KubeletReady", "message": "scripted",

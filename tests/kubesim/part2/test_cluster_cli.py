@@ -173,9 +173,9 @@ def test_pod_logs_come_from_the_kubelet_log_files(kubesim_kubeconfig: Path) -> N
         assert api.raw_get(base + "?container=main") == b"a\nb\nc\n"
         assert api.raw_get(base + "?container=main&tailLines=2") == b"b\nc\n"
         assert api.raw_get(base + "?container=main&previous=true") == b"first run\n"
+        (logs / "side").mkdir()
+        (logs / "side" / "0.log").write_text("x\n")
         with pytest.raises(client.ApiError) as no_previous:
-            (logs / "side").mkdir()
-            (logs / "side" / "0.log").write_text("x\n")
             api.raw_get(base + "?container=side&previous=true")
         assert 'previous terminated container "side" in pod "logged" not found' in no_previous.value.message
         kubectl = Path(sys.executable).with_name("kubectl")
