@@ -38,6 +38,8 @@ log = logging.getLogger("kubesim.controllers.volumes")
 
 Obj = dict[str, Any]
 COMPONENT = "persistentvolume-controller"
+VOLUME_CACHE_LAG = 0.5
+"""Re-check delay when the API server has a volume the informer has not delivered yet."""
 
 ClaimStep = Literal["none", "wait_for_consumer", "provision", "bind", "lost", "misbound", "no_volume"]
 VolumeStep = Literal["none", "available", "bound", "released"]
@@ -202,6 +204,12 @@ class Binder:
             if pv is not None:
                 self._bind(pv, claim)
         elif plan.step == "lost":
+            # The volume informer may simply lag the claim's; only a live 404 means the volume is gone.
+            try:
+                self.api.get("persistentvolumes", str(vc.spec(claim).get("volumeName")))
+                return VOLUME_CACHE_LAG
+            except client.NotFound:
+                pass
             self._set_claim_phase(claim, "Lost")
             self.recorder.warning(claim, "ClaimLost",
                                   "Bound claim has lost its PersistentVolume. Data on the volume is lost!")
