@@ -86,7 +86,8 @@ def up(  # noqa: PLR0917 - typer maps each parameter to an option
     default_toleration_seconds: Annotated[int | None, typer.Option(
         help="tolerationSeconds for the not-ready/unreachable tolerations new pods get (upstream 300)")] = None,
     timeout: Annotated[float, typer.Option(help="seconds to wait for the server to answer")] = 30.0,
-    node_count: Annotated[int, typer.Option("--nodes", help="kubelets to start (0: API server only, as part 1)")] = 0,
+    node_count: Annotated[int | None, typer.Option("--nodes", help="kubelets to start (0: API server only, as part 1; "
+                                                   "default: as recorded by the previous up, else 0)")] = None,
     controllers: Annotated[str | None, typer.Option(
         help="controllers to run: all, none or a comma list (default: all with --nodes, none without)")] = None,
     node_monitor_grace: Annotated[str | None, typer.Option(help="silent node -> Ready=Unknown after (40s)")] = None,
@@ -99,7 +100,7 @@ def up(  # noqa: PLR0917 - typer maps each parameter to an option
     nodes_timeout: Annotated[float, typer.Option(help="seconds to wait for the Nodes to be Ready")] = 60.0,
 ) -> None:
     """Start the control plane (and --nodes N kubelets) in the background and write DIR/kubeconfig."""
-    if node_count < 0:
+    if node_count is not None and node_count < 0:
         raise _fail(f"--nodes {node_count} must be 0 or more")
     if toleration_seconds is not None:
         default_toleration_seconds = toleration_seconds
@@ -113,6 +114,15 @@ def up(  # noqa: PLR0917 - typer maps each parameter to an option
             {k: settings_mod.parse_duration(str(v)) if k != "toleration_seconds" else int(v) for k, v in given.items()})
     except ValueError as exc:
         raise _fail(str(exc)) from None
+    # A restart (`up` again after the control plane died) keeps the cluster's shape and periods unless told otherwise.
+    recorded = state.read_state(state.Layout(state_dir.resolve())) if state_dir.is_dir() else {}
+    shape = recorded.get("cluster") or {}
+    if node_count is None:
+        node_count = int(shape.get("nodes", 0))
+    if controllers is None and isinstance(shape.get("controllers"), str):
+        controllers = shape["controllers"]
+    if not given and isinstance(recorded.get("settings"), dict):
+        cluster_settings = settings_mod.ControllerSettings.from_json(recorded["settings"])
     if controllers not in (None, "all", "none"):
         from kubesim.controllers import CONTROLLERS
         unknown = sorted({c.strip() for c in controllers.split(",") if c.strip()} - {n for n, _ in CONTROLLERS})
@@ -152,6 +162,7 @@ def up(  # noqa: PLR0917 - typer maps each parameter to an option
     layout.port_file.unlink(missing_ok=True)
     data = state.read_state(layout)
     data["settings"] = cluster_settings.to_json()
+    data["cluster"] = {"nodes": node_count, "controllers": cmd[cmd.index("--controllers") + 1]}
     state.write_state(layout, data)
     out = open(layout.root / "apiserver.out", "ab")  # noqa: SIM115 - handed to the child
     try:

@@ -42,9 +42,10 @@ def main() -> None:
     with contextlib.suppress(client.AlreadyExists):
         api.create("nodes", {"metadata": {"name": args.node, "labels": {"kubernetes.io/hostname": args.node}}})
     while not stop.is_set():
-        api.patch("nodes", args.node, {"status": {"conditions": [{
-            "type": "Ready", "status": "True", "reason": "KubeletReady", "message": "scripted",
-            "lastHeartbeatTime": _now(), "lastTransitionTime": _now()}]}}, subresource="status")
+        with contextlib.suppress(client.Unreachable):  # the control plane may be restarting
+            api.patch("nodes", args.node, {"status": {"conditions": [{
+                "type": "Ready", "status": "True", "reason": "KubeletReady", "message": "scripted",
+                "lastHeartbeatTime": _now(), "lastTransitionTime": _now()}]}}, subresource="status")
         stop.wait(0.5)
     os.killpg(container.pid, signal.SIGKILL)
 

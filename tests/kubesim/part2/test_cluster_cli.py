@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -96,6 +97,29 @@ def test_up_with_nodes_records_kubelets_and_crash_restore_down_stop_exactly_them
     assert not alive(container1)
     assert not alive(container_pid(cluster_dir, "kubesim-worker2"))
     assert components(cluster_dir) == {}
+
+
+def test_up_after_a_control_plane_sigkill_restarts_only_it_with_the_recorded_shape(
+        cluster_dir: Path, scripted_env: dict[str, str]) -> None:
+    first = kubesim(cluster_dir, "up", "--port", "0", "--nodes", "2", "--controllers", "none",
+                    "--node-monitor-grace", "8s", env=scripted_env)
+    assert first.returncode == 0, first.stderr
+    before = components(cluster_dir)
+    control_plane = int(before["apiserver"]["pid"])  # type: ignore[call-overload]
+    os.kill(control_plane, signal.SIGKILL)
+    tenacity.Retrying(stop=tenacity.stop_before_delay(5), wait=tenacity.wait_fixed(0.05), reraise=True,
+                      retry=tenacity.retry_if_result(bool))(lambda: alive(control_plane))
+    again = kubesim(cluster_dir, "up", env=scripted_env)
+    assert again.returncode == 0, again.stderr
+    assert "started" not in again.stdout.splitlines()[-1], "running kubelets must be left alone"
+    after = components(cluster_dir)
+    assert after["apiserver"]["pid"] != control_plane
+    for node in ("kubelet/kubesim-worker", "kubelet/kubesim-worker2"):
+        assert after[node]["pid"] == before[node]["pid"]
+    assert after["apiserver"]["cmd"][after["apiserver"]["cmd"].index("--controllers") + 1] == "none"  # type: ignore[index,union-attr]
+    recorded = state.read_state(state.Layout(cluster_dir))["settings"]
+    assert recorded["node_monitor_grace"] == 8.0
+    assert recorded["node_status_interval"] == 2.0
 
 
 def test_kill_container_signals_only_that_containers_process_group(
