@@ -224,8 +224,11 @@ class Api:
         with self.store.write_lock:
             if res.namespaced:
                 self.require_namespace(meta["namespace"], res, str(meta.get("name") or generate))
+            # Only a name the server generated is retried on collision (upstream BeforeCreate ignores
+            # generateName when a name is given: a StatefulSet pod that exists must be AlreadyExists).
+            generated = bool(generate) and not meta.get("name")
             for _attempt in range(8):
-                if (generate and not meta.get("name")) or _attempt:
+                if generated:
                     prefix = str(generate)[:_MAX_GENERATED_NAME_PREFIX]
                     meta["name"] = prefix + "".join(secrets.choice(_GENERATE_ALPHABET) for _ in range(5))
                 errs = admission.validate_create(kind, obj)
@@ -233,7 +236,7 @@ class Api:
                     raise errors.invalid(res.group, kind, str(meta.get("name", "")), errs)
                 if self.store.get(t.rkey, meta.get("namespace", ""), meta["name"]) is None:
                     break
-                if not generate:
+                if not generated:
                     raise errors.already_exists(res.group, res.plural, meta["name"])
             else:
                 raise errors.already_exists(res.group, res.plural, meta["name"])
