@@ -206,10 +206,10 @@ class Scheduler:
         try:
             for claim_name in plan.provision:
                 claim = self.claims.get(ns, claim_name)
-                log.info("pod %s: claim %s/%s will be provisioned on %s", key, ns, claim_name, node)
                 self.api.patch("persistentvolumeclaims", claim_name, {"metadata": {
                     "resourceVersion": vc.meta(claim or {}).get("resourceVersion"),
                     "annotations": {vc.ANN_SELECTED_NODE: node}}}, ns)
+                log.info("pod %s: claim %s/%s will be provisioned on %s", key, ns, claim_name, node)
             for claim_name, pv_name in plan.static:
                 self._prebind(ns, claim_name, pv_name)
         except client.ApiError:
