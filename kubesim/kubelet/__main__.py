@@ -1,0 +1,79 @@
+"""``python -m kubesim.kubelet --state DIR --node NAME [--node-index N] [--sandbox MODE]``.
+
+Periods come from ``KUBESIM_*`` environment variables (kubesim.controllers.settings, what
+``kubesim up`` hands every component): node status / lease interval, lease duration and the
+CrashLoopBackOff base and cap. ``KUBESIM_PROBE_FAST_START`` (seconds, default 0.25; 0 = upstream
+timing) is the kubelet's own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from kubesim import client as kclient
+from kubesim.controllers import settings
+from kubesim.kubelet import manager, podip
+
+MODES = ("auto", "root", "userns", "none")
+
+
+def _fail(message: str) -> int:
+    print(f"kubesim kubelet: {message}", file=sys.stderr)
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m kubesim.kubelet", description="kubesim's process kubelet")
+    parser.add_argument("--state", required=True, type=Path, help="the kubesim state directory")
+    parser.add_argument("--node", required=True, help="node name (kubesim-worker, kubesim-worker2, ...)")
+    parser.add_argument("--node-index", type=int, default=None,
+                        help="1..245, picks the node's 127.<10+N>.0.0/16 pod range (default: from the name)")
+    parser.add_argument("--sandbox", choices=MODES, default=os.environ.get("KUBESIM_SANDBOX", "auto"),
+                        help="namespaces for containers (default auto: root, else user namespaces, else none)")
+    args = parser.parse_args(argv)
+    state_dir: Path = args.state.resolve()
+    if not state_dir.is_dir():
+        return _fail(f"state directory {state_dir} does not exist; start the control plane with `kubesim up` first")
+    index = args.node_index if args.node_index is not None else podip.node_index_from_name(args.node)
+    if index is None:
+        return _fail(f"cannot derive a node index from {args.node!r}; pass --node-index 1..{podip.MAX_NODE_INDEX}")
+    if not 1 <= index <= podip.MAX_NODE_INDEX:
+        return _fail(f"--node-index {index} is outside 1..{podip.MAX_NODE_INDEX}")
+    try:
+        cfg = settings.ControllerSettings.from_env()
+        fast_start = settings.parse_duration(os.environ.get("KUBESIM_PROBE_FAST_START", "0.25"))
+    except ValueError as exc:
+        return _fail(str(exc))
+    node_dir = state_dir / "nodes" / args.node
+    node_dir.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(filename=str(node_dir / "kubelet.log"), level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(threadName)s %(message)s")
+    try:
+        api = kclient.Client.from_state(state_dir)
+    except (OSError, ValueError) as exc:
+        return _fail(f"cannot reach the API server recorded in {state_dir}: {exc}")
+    kubelet = manager.Kubelet(api, state_dir, args.node, index, cfg=cfg, sandbox_mode=args.sandbox,
+                              fast_start=fast_start)
+    done = threading.Event()
+
+    def stop(signum: int, frame: object) -> None:
+        del signum, frame
+        done.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    logging.getLogger("kubesim.kubelet").info("kubelet for node %s starting (pid %d)", args.node, os.getpid())
+    kubelet.start()
+    done.wait()
+    kubelet.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,357 @@
+"""The per-container shim: private namespaces, the container's root and volumes, then exec.
+
+The kubelet runs this file as a script (``python -S -E sandbox.py STATUS_FD KUBELET_PID``, stdlib
+only, so it starts in a few ms) in a new session, with the container's spec as JSON on stdin and
+its log file as stdout/stderr. Why a shim that stays alive instead of a plain exec:
+
+* **Nothing outlives the kubelet.** The shim asks for SIGKILL when its parent (the kubelet)
+  dies (``PR_SET_PDEATHSIG``), creates a new PID namespace and forks the container's first
+  process as PID 1 of it (also with PDEATHSIG, towards the shim). When PID 1 dies the kernel
+  kills every process left in the namespace, so even a ``sh -c 'sleep 3600 &'`` grandchild that
+  left the process group dies with a crashed node — PDEATHSIG alone would orphan it.
+* **Volumes at their mountPath without touching the host.** In a private mount namespace the
+  shim builds a root for the container: a tmpfs whose top-level entries are recursive bind mounts
+  of the host's (so the container sees the host's /usr, /work, /tmp, ...), creates each missing
+  mountPath *inside that tmpfs*, bind-mounts the volume there and chroots into it. A mountPath
+  below an existing host directory that lacks it (``/work/new/dir``) "shadows" that directory:
+  a tmpfs over it in the private namespace, with every original entry bind-mounted back, so the
+  container still sees (and writes through to) the existing entries while the new directory
+  exists only in its namespace. The host filesystem never gains a directory.
+* **Signals like a container runtime.** The kubelet sends SIGTERM to the container's PID 1 only
+  (as containerd does); a PID-1 process without a handler ignores it — exactly why real pods
+  need tini — and SIGKILL of the process group after the grace period ends it anyway.
+  The shim mirrors PID 1's end: same exit code, or the same signal re-raised on itself.
+
+Modes: ``root`` (euid 0: mount + PID + UTS namespaces, runAsUser/runAsGroup/fsGroup honoured);
+``userns`` (not root: an unprivileged user namespace maps the caller to root inside, mounts work,
+runAsUser cannot be honoured); ``none`` (no namespaces: only for containers that need no mounts;
+a container that needs volumes fails with a create error instead of writing elsewhere).
+
+Status protocol on STATUS_FD (one JSON object per line, then EOF when the exec succeeded):
+``{"pid": N}`` the container's PID 1 (host pid); ``{"stage": "create"|"start", "message": ...}``
+what went wrong (create = the sandbox could not be set up; start = the command could not run).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import json
+import os
+import resource
+import signal
+import sys
+from typing import Any
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
+MS_REMOUNT = 32
+MS_BIND = 4096
+MS_REC = 16384
+MS_PRIVATE = 1 << 18
+MNT_DETACH = 2
+PR_SET_PDEATHSIG = 1
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class SandboxError(Exception):
+    """The sandbox could not be built; the message is what the pod status shows."""
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        err = ctypes.get_errno()
+        raise SandboxError(f"{what}: {os.strerror(err)}")
+
+
+def set_pdeathsig(sig: int) -> None:
+    _check(_libc.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")
+
+
+def unshare(flags: int) -> None:
+    _check(_libc.unshare(flags), f"unshare({flags:#x})")
+
+
+def mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    def enc(s: str | None) -> bytes | None:
+        return s.encode() if s is not None else None
+
+    _check(_libc.mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)),
+           f"mount {source or fstype} on {target}")
+
+
+def umount_detach(target: str) -> None:
+    _libc.umount2(target.encode(), MNT_DETACH)
+
+
+def sethostname(name: str) -> None:
+    raw = name.encode()[:64]
+    _check(_libc.sethostname(raw, len(raw)), "sethostname")
+
+
+# ----- building the container's root ------------------------------------------------------------
+
+
+class RootBuilder:
+    """Builds the container's view under ``root`` (a tmpfs) inside the private mount namespace."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root.rstrip("/")
+        self.private: set[str] = {self.root}  # directories whose new entries stay in this namespace
+        self.stash = f"{self.root}/.kubesim-stash"
+
+    def build(self, mounts: list[dict[str, Any]], makedirs: list[str], proc: bool,
+              traverse: list[str] | None = None) -> None:
+        mount(None, "/", None, MS_REC | MS_PRIVATE)
+        mount("tmpfs", self.root, "tmpfs", MS_NOSUID, "mode=755,size=16m")
+        for entry in sorted(os.listdir("/")):
+            if entry == "proc" and proc:
+                continue
+            self._replicate(f"/{entry}", f"{self.root}/{entry}")
+        # the recursive copy of the directory holding this root shows the root inside itself: drop it
+        nested = self.root + self.root
+        if os.path.ismount(nested):
+            umount_detach(nested)
+        if proc:
+            os.makedirs(f"{self.root}/proc", exist_ok=True)
+            try:
+                mount("proc", f"{self.root}/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+            except SandboxError:  # e.g. a masked host /proc refuses a fresh instance: show the host's
+                mount("/proc", f"{self.root}/proc", None, MS_BIND | MS_REC)
+        for path in makedirs:
+            self.ensure(path, directory=True)
+        for path in traverse or []:
+            self.open_up(path)
+        for m in sorted(mounts, key=lambda m: str(m["target"]).count("/")):
+            source, target = str(m["source"]), str(m["target"])
+            directory = os.path.isdir(source)
+            inside = self.ensure(target, directory=directory)
+            mount(source, inside, None, MS_BIND | MS_REC)
+            if m.get("readOnly"):
+                mount(None, inside, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC)
+
+    def _replicate(self, source: str, target: str) -> None:
+        """Make ``target`` show ``source``: a symlink copy, or a placeholder with a recursive bind."""
+        if os.path.islink(source):
+            os.symlink(os.readlink(source), target)
+            return
+        if os.path.isdir(source):
+            os.mkdir(target)
+        else:
+            with open(target, "wb"):
+                pass
+        mount(source, target, None, MS_BIND | MS_REC)
+
+    def ensure(self, path: str, *, directory: bool) -> str:
+        """The in-root path for ``path`` (absolute in the container), created privately if missing."""
+        parts = [p for p in path.split("/") if p and p != "."]
+        current = self.root
+        for i, part in enumerate(parts):
+            if part == "..":
+                raise SandboxError(f"mount path {path!r} must not contain '..'")
+            nxt = f"{current}/{part}"
+            last = i == len(parts) - 1
+            if os.path.islink(nxt):
+                link = os.readlink(nxt)
+                rest = "/".join(parts[i + 1:])
+                base = link if link.startswith("/") else current[len(self.root):] + "/" + link
+                return self.ensure(f"{base}/{rest}" if rest else base, directory=directory)
+            if not os.path.lexists(nxt):
+                if current not in self.private:
+                    self._shadow(current)
+                if last and not directory:
+                    with open(nxt, "wb"):
+                        pass
+                else:
+                    os.mkdir(nxt, 0o755)
+                    self.private.add(nxt)
+            current = nxt
+        return current
+
+    def open_up(self, host_path: str) -> None:
+        """Let a non-root container user reach ``host_path`` (the image's interpreter, say) when an
+        ancestor like ``/root`` (0700) blocks it: that ancestor is shadowed with a 0755 tmpfs in this
+        namespace only. The host's permissions are not touched."""
+        current = ""
+        for part in [p for p in host_path.split("/") if p]:
+            current += "/" + part
+            inside = self.root + current
+            if os.path.islink(inside) or not os.path.isdir(inside):
+                return
+            if os.stat(inside).st_mode & 0o005 != 0o005 and inside not in self.private:
+                self._shadow(inside, mode=0o755)
+
+    def _shadow(self, directory: str, mode: int | None = None) -> None:
+        """Put a tmpfs over ``directory`` (this namespace only) with all its entries bound back."""
+        st = os.stat(directory)
+        perm = st.st_mode & 0o7777 if mode is None else mode
+        os.mkdir(self.stash)
+        mount(directory, self.stash, None, MS_BIND | MS_REC)
+        mount("tmpfs", directory, "tmpfs", 0, f"mode={perm:o},uid={st.st_uid},gid={st.st_gid}")
+        for entry in sorted(os.listdir(self.stash)):
+            self._replicate(f"{self.stash}/{entry}", f"{directory}/{entry}")
+        umount_detach(self.stash)
+        os.rmdir(self.stash)
+        self.private.add(directory)
+
+
+# ----- the shim ----------------------------------------------------------------------------------
+
+
+def _report(fd: int, doc: dict[str, Any]) -> None:
+    with contextlib.suppress(OSError):
+        os.write(fd, (json.dumps(doc) + "\n").encode())
+
+
+def _enter_user_namespace() -> None:
+    uid, gid = os.geteuid(), os.getegid()
+    unshare(CLONE_NEWUSER)
+    with open("/proc/self/setgroups", "w") as fh:
+        fh.write("deny")
+    with open("/proc/self/uid_map", "w") as fh:
+        fh.write(f"0 {uid} 1")
+    with open("/proc/self/gid_map", "w") as fh:
+        fh.write(f"0 {gid} 1")
+
+
+def choose_mode(spec: dict[str, Any]) -> str:
+    """Enter the namespaces the mode needs (in this process); return the mode actually used."""
+    wanted = str(spec.get("mode") or "auto")
+    needs_mounts = bool(spec.get("mounts")) or bool(spec.get("makedirs"))
+    flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS
+    problems: list[str] = []
+    if wanted in ("auto", "root") and os.geteuid() == 0:
+        try:
+            unshare(flags)
+            return "root"
+        except SandboxError as exc:
+            problems.append(str(exc))
+    if wanted in ("auto", "userns"):
+        try:
+            _enter_user_namespace()
+            unshare(flags)
+            return "userns"
+        except (SandboxError, OSError) as exc:
+            problems.append(f"unprivileged user namespace: {exc}")
+    if needs_mounts:
+        why = "; ".join(problems) or f"sandbox mode {wanted!r} allows no namespaces"
+        raise SandboxError(
+            f"cannot give the container its volumes: no private mount namespace is available ({why}); "
+            "kubesim refuses to mount volumes outside one (run the kubelet as root, or enable "
+            "unprivileged user namespaces: sysctl kernel.unprivileged_userns_clone=1 / user.max_user_namespaces)")
+    return "none"
+
+
+def _pause() -> None:
+    """registry.k8s.io/pause: sleep until SIGTERM/SIGINT, then exit 0 (pause.c does the same)."""
+    def down(signum: int, frame: object) -> None:
+        del signum, frame
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, down)
+    signal.signal(signal.SIGINT, down)
+    while True:
+        signal.pause()
+
+
+def run_child(spec: dict[str, Any], mode: str, status_fd: int, shim_pid: int) -> None:
+    """PID 1 of the container: build the root, drop privileges, exec. Never returns."""
+    stage = "create"
+    try:
+        set_pdeathsig(signal.SIGKILL)
+        # PID 1 of a new namespace sees its parent as pid 0; outside one the shim must still be there
+        if os.getppid() not in (shim_pid, 0):
+            os._exit(137)
+        if mode != "none":
+            if spec.get("hostname"):
+                sethostname(str(spec["hostname"]))
+            RootBuilder(str(spec["rootfs"])).build(list(spec.get("mounts") or []), list(spec.get("makedirs") or []),
+                                                   proc=True, traverse=list(spec.get("traverse") or []))
+            os.chroot(str(spec["rootfs"]))
+            os.chdir("/")
+        if mode == "root":
+            groups = [int(g) for g in spec.get("groups") or []]
+            gid, uid = spec.get("gid"), spec.get("uid")
+            if uid is not None or gid is not None or groups:
+                os.setgroups(groups)
+            if gid is not None:
+                os.setgid(int(gid))
+            if uid is not None:
+                os.setuid(int(uid))
+            set_pdeathsig(signal.SIGKILL)  # a credential change clears it
+            if os.getppid() not in (shim_pid, 0):
+                os._exit(137)
+        cwd = str(spec.get("cwd") or "/")
+        try:
+            os.chdir(cwd)
+        except OSError as exc:
+            stage = "start"
+            raise SandboxError(f"chdir to cwd (\"{cwd}\") set in config.json failed: {exc.strerror}") from None
+        stage = "start"
+        os.set_inheritable(status_fd, False)
+        if spec.get("pause"):
+            os.close(status_fd)
+            _pause()
+        argv = [str(a) for a in spec["argv"]]
+        env = {str(k): str(v) for k, v in (spec.get("env") or {}).items()}
+        try:
+            os.execvpe(argv[0], argv, env)
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                why = "executable file not found in $PATH" if "/" not in argv[0] else "no such file or directory"
+                detail = f"exec: \"{argv[0]}\": {why}"
+            else:
+                detail = f"exec: \"{argv[0]}\": {exc.strerror.lower() if exc.strerror else exc}"
+            raise SandboxError(detail.strip()) from None
+    except (SandboxError, OSError) as exc:
+        _report(status_fd, {"stage": stage, "message": str(exc)})
+        os._exit(128)
+
+
+def main(argv: list[str]) -> int:
+    status_fd, kubelet_pid = int(argv[1]), int(argv[2])
+    spec = json.loads(sys.stdin.buffer.read() or b"{}")
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    try:
+        set_pdeathsig(signal.SIGKILL)
+        if os.getppid() != kubelet_pid:
+            return 137  # the kubelet died before we could ask to die with it
+        mode = choose_mode(spec)
+    except SandboxError as exc:
+        _report(status_fd, {"stage": "create", "message": str(exc)})
+        return 128
+    shim_pid = os.getpid()
+    child = os.fork()
+    if child == 0:
+        run_child(spec, mode, status_fd, shim_pid)
+    _report(status_fd, {"pid": child, "mode": mode})
+    os.close(status_fd)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(sig, lambda signum, frame: None)
+    while True:
+        try:
+            _, status = os.waitpid(child, 0)
+            break
+        except ChildProcessError:
+            return 255
+    if os.WIFSIGNALED(status):
+        signum = os.WTERMSIG(status)
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return 128 + signum
+    return os.waitstatus_to_exitcode(status)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
