@@ -18,16 +18,44 @@ WRITE_ONCE = ["sh", "-c", 'test -f /data/marker || echo "written on $NODE_NAME" 
               "cat /data/marker; exec sleep 3600"]
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def _pieces() -> None:
     kc.require_pieces()
 
 
-def _drain(kubesim_cluster: Any, node: str, app: str, timeout: str) -> Any:
+def _drain(kubesim_cluster: Any, node: str, app: str, timeout: str, *extra: str) -> Any:
     return kc.kubectl(kubesim_cluster.kubeconfig, "drain", node, f"--pod-selector=app={app}", "--ignore-daemonsets",
-                      "--delete-emptydir-data", f"--timeout={timeout}")
+                      "--delete-emptydir-data", f"--timeout={timeout}", *extra)
 
 
+def test_drain_of_two_budgeted_bare_pods_evicts_one_and_reports_the_real_429_for_the_other(
+        kubesim_cluster: Any, namespace: str) -> None:
+    """D4/D5 without a workload controller: minAvailable 1 of 2 pods on one node; drain --force evicts one, the
+    other's eviction is refused until the drain gives up, with kubectl showing the apiserver's message."""
+    kc.require_pieces(("scheduler", "disruption"))
+    api = kubesim_cluster.client
+    node = kubesim_cluster.nodes[-1]
+    for name in ("solo-a", "solo-b"):
+        api.create("pods", {
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": "solo"}},
+            "spec": {"nodeSelector": {"kubernetes.io/hostname": node}, "terminationGracePeriodSeconds": 1,
+                     "containers": [{"name": "app", "image": "registry.k8s.io/pause:3.9"}]}}, namespace)
+    api.create("poddisruptionbudgets", {
+        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "solo"},
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "solo"}}}}, namespace)
+    for name in ("solo-a", "solo-b"):
+        kc.await_ready(api, namespace, name, timeout=30)
+    ks.await_value("budget allows one disruption", lambda: api.get("poddisruptionbudgets", "solo", namespace),
+                   lambda pdb: (pdb.get("status") or {}).get("disruptionsAllowed") == 1, timeout=10)
+    with kc.uncordoned_after(kubesim_cluster, node):
+        drained = _drain(kubesim_cluster, node, "solo", "7s", "--force")
+    assert drained.returncode != 0, drained.stdout + drained.stderr
+    assert VIOLATION in drained.stderr, drained.stderr
+    left = [name for name in ("solo-a", "solo-b") if kc.is_ready(kc.pod_or_none(api, namespace, name))]
+    assert len(left) == 1, f"exactly one pod should survive the drain, got {left}"
+
+
+@pytest.mark.usefixtures("_pieces")
 def test_drain_with_a_budget_evicts_one_pod_blocks_the_next_and_local_path_pod_waits_for_uncordon(
         kubesim_cluster: Any, namespace: str) -> None:
     """First eviction passes; the next is refused with the real 429 while the replacement is not Ready; the
@@ -73,6 +101,7 @@ def test_drain_with_a_budget_evicts_one_pod_blocks_the_next_and_local_path_pod_w
         assert back["spec"]["nodeName"] == home
 
 
+@pytest.mark.usefixtures("_pieces")
 def test_drain_moves_a_shared_volume_pod_to_another_node_with_its_data(kubesim_cluster: Any, namespace: str) -> None:
     """The shared class is attachable anywhere: the drained pod's replacement runs elsewhere and reads the
     file its predecessor wrote."""
