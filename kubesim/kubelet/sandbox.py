@@ -250,14 +250,19 @@ def choose_mode(spec: dict[str, Any]) -> str:
     return "none"
 
 
-def _pause() -> None:
-    """registry.k8s.io/pause: sleep until SIGTERM/SIGINT, then exit 0 (pause.c does the same)."""
+def _pause(status_fd: int) -> None:
+    """registry.k8s.io/pause: sleep until SIGTERM/SIGINT, then exit 0 (pause.c does the same).
+
+    The status pipe closes only once the handlers are in place, so a SIGTERM right after the
+    kubelet saw the start cannot hit the default (ignored-as-PID-1) disposition.
+    """
     def down(signum: int, frame: object) -> None:
         del signum, frame
         os._exit(0)
 
     signal.signal(signal.SIGTERM, down)
     signal.signal(signal.SIGINT, down)
+    os.close(status_fd)
     while True:
         signal.pause()
 
@@ -298,8 +303,7 @@ def run_child(spec: dict[str, Any], mode: str, status_fd: int, shim_pid: int) ->
         stage = "start"
         os.set_inheritable(status_fd, False)
         if spec.get("pause"):
-            os.close(status_fd)
-            _pause()
+            _pause(status_fd)
         argv = [str(a) for a in spec["argv"]]
         env = {str(k): str(v) for k, v in (spec.get("env") or {}).items()}
         try:

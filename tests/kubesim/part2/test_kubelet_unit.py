@@ -1,0 +1,329 @@
+"""The kubelet's pure parts (E1, E3) and its sandbox on the real kernel (E1, E5).
+
+Pure: downward-API env, probe thresholds, back-off schedule and upstream's duration wording,
+pod IP allocation, phase/conditions, the image table. Sandbox: a container sees its volume at
+a mountPath the host does not have, the host is left without it, a missing command is a start
+error with exit code 128, and killing the container's parent kills the container AND a
+grandchild it started in the background.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+import tenacity
+
+from kubesim import images
+from kubesim.kubelet import backoff, containers, envvars, podip, probes, status
+
+POD = {
+    "metadata": {"name": "writer-0", "namespace": "ns1", "uid": "u-1",
+                 "labels": {"apps.kubernetes.io/pod-index": "0"}, "annotations": {"a": "b"}},
+    "spec": {"nodeName": "kubesim-worker", "serviceAccountName": "default"},
+}
+
+
+def _no_objects(kind: str, namespace: str, name: str) -> dict[str, object] | None:
+    del kind, namespace, name
+    return None
+
+
+# ----- downward API ------------------------------------------------------------------------------
+
+
+def test_downward_api_env_resolves_every_field_the_writer_and_upstream_use() -> None:
+    container = {"env": [
+        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        {"name": "UID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.uid"}}},
+        {"name": "IDX", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['apps.kubernetes.io/pod-index']"}}},
+        {"name": "ANN", "valueFrom": {"fieldRef": {"fieldPath": "metadata.annotations['a']"}}},
+        {"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+        {"name": "LISTEN_HOST", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+        {"name": "HOST_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}},
+        {"name": "URL", "value": "http://$(LISTEN_HOST):8080/$$(NOT)"},
+    ]}
+    env = envvars.build(POD, container, pod_ip="127.11.0.2", host_ip="127.11.0.1", lookup=_no_objects)
+    assert env == {"POD_NAME": "writer-0", "NS": "ns1", "UID": "u-1", "IDX": "0", "ANN": "b",
+                   "NODE": "kubesim-worker", "LISTEN_HOST": "127.11.0.2", "HOST_IP": "127.11.0.1",
+                   "URL": "http://127.11.0.2:8080/$(NOT)"}
+
+
+def test_missing_configmap_key_ref_is_a_config_error_unless_optional() -> None:
+    ref = {"name": "X", "valueFrom": {"configMapKeyRef": {"name": "cm", "key": "k"}}}
+    with pytest.raises(envvars.EnvError, match='configmap "cm" not found'):
+        envvars.build(POD, {"env": [ref]}, pod_ip="", host_ip="", lookup=_no_objects)
+    ref["valueFrom"]["configMapKeyRef"]["optional"] = True  # type: ignore[index]
+    assert envvars.build(POD, {"env": [ref]}, pod_ip="", host_ip="", lookup=_no_objects) == {}
+
+
+def test_resource_field_ref_rounds_up_by_divisor() -> None:
+    container = {"resources": {"limits": {"memory": "64Mi", "cpu": "250m"}}, "env": [
+        {"name": "MEM", "valueFrom": {"resourceFieldRef": {"resource": "limits.memory", "divisor": "1Mi"}}},
+        {"name": "CPU", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu"}}}]}
+    env = envvars.build(POD, container, pod_ip="", host_ip="", lookup=_no_objects)
+    assert env == {"MEM": "64", "CPU": "1"}
+
+
+# ----- probes --------------------------------------------------------------------------------------
+
+
+def test_readiness_needs_success_threshold_and_fails_after_failure_threshold() -> None:
+    out = probes.Outcome("readiness", probes.Settings.of({"successThreshold": 2, "failureThreshold": 3}, "readiness"))
+    assert out.result is False
+    assert out.record(True) is False
+    assert out.record(True) is True and out.result is True
+    assert [out.record(False) for _ in range(3)] == [False, False, True]
+    assert out.result is False
+
+
+def test_liveness_starts_healthy_and_gives_up_after_failure_threshold() -> None:
+    out = probes.Outcome("liveness", probes.Settings.of({"failureThreshold": 2, "successThreshold": 5}, "liveness"))
+    assert out.result is True
+    assert out.settings.success_threshold == 1  # validation forces 1 for liveness
+    out.record(False)
+    assert not out.gave_up
+    out.record(False)
+    assert out.gave_up and out.result is False
+
+
+def test_tcp_probe_reports_refused_connection_like_go() -> None:
+    ok, message = probes.tcp_socket({"port": 1}, {}, "127.0.0.1", 1.0)
+    assert not ok
+    assert message == "dial tcp 127.0.0.1:1: connect: connection refused"
+
+
+# ----- back-off ------------------------------------------------------------------------------------
+
+
+def test_crashloop_backoff_restarts_first_at_once_then_doubles_to_the_cap() -> None:
+    b = backoff.Backoff(10, 300)
+    assert not b.in_backoff_since("k", since=0, now=0)
+    delays = [b.next("k", now=float(i)) for i in range(8)]
+    assert delays == [10, 20, 40, 80, 160, 300, 300, 300]
+    assert b.in_backoff_since("k", since=7, now=100)
+    assert not b.in_backoff_since("k", since=7, now=308)
+
+
+def test_backoff_is_forgotten_after_twice_the_cap_without_failures() -> None:
+    b = backoff.Backoff(0.5, 4)
+    b.next("k", now=0)
+    b.next("k", now=1)
+    assert b.delay("k", now=2) == 1.0
+    assert b.delay("k", now=1 + 8.01) == 0.0
+    assert b.next("k", now=10) == 0.5
+
+
+@pytest.mark.parametrize(("seconds", "text"), [(10, "10s"), (80, "1m20s"), (160, "2m40s"), (300, "5m0s"),
+                                               (0.5, "500ms"), (1.5, "1.5s")])
+def test_backoff_message_uses_go_duration_wording(seconds: float, text: str) -> None:
+    assert backoff.go_duration(seconds) == text
+
+
+# ----- pod IPs -------------------------------------------------------------------------------------
+
+
+def test_pod_ips_are_per_node_ranges_round_robin_and_readoptable() -> None:
+    a, b = podip.Allocator(1), podip.Allocator(2)
+    first = a.allocate("p1")
+    assert first == "127.11.0.2" and podip.host_ip(1) == "127.11.0.1"
+    assert b.allocate("p1") == "127.12.0.2"
+    assert a.allocate("p1") == first  # idempotent per pod
+    second = a.allocate("p2")
+    a.release("p1")
+    assert a.allocate("p3") not in (first, second)  # a freed address is not handed out again at once
+    c = podip.Allocator(1)
+    assert c.claim("p2", second) and not c.claim("p9", second) and not c.claim("p4", "127.12.0.9")
+    assert podip.node_index_from_name("kubesim-worker") == 1
+    assert podip.node_index_from_name("kubesim-worker3") == 3
+    assert podip.node_index_from_name("kind-control-plane") is None
+
+
+def test_allocator_never_hands_out_network_broadcast_or_host_addresses() -> None:
+    a = podip.Allocator(3)
+    ips = {a.allocate(f"p{i}") for i in range(600)}
+    assert len(ips) == 600
+    assert not any(ip.endswith((".0", ".255")) or ip == "127.13.0.1" for ip in ips)
+
+
+# ----- status --------------------------------------------------------------------------------------
+
+
+def _cs(state: dict[str, object], last: dict[str, object] | None = None, ready: bool = False) -> dict[str, object]:
+    return {"name": "c", "state": state, "lastState": {"terminated": last} if last else {}, "ready": ready}
+
+
+def test_phase_follows_get_phase() -> None:
+    running = _cs({"running": {}})
+    crashloop = _cs({"waiting": {"reason": "CrashLoopBackOff"}}, {"exitCode": 1})
+    creating = _cs({"waiting": {"reason": "ContainerCreating"}})
+    done_ok = _cs({"terminated": {"exitCode": 0}})
+    done_bad = _cs({"terminated": {"exitCode": 2}})
+    assert status.phase("Always", [running]) == "Running"
+    assert status.phase("Always", [crashloop]) == "Running"
+    assert status.phase("Always", [creating, running]) == "Pending"
+    assert status.phase("Never", [done_ok]) == "Succeeded"
+    assert status.phase("Never", [done_bad]) == "Failed"
+    assert status.phase("OnFailure", [done_bad]) == "Running"
+    assert status.phase("OnFailure", [done_ok]) == "Succeeded"
+
+
+def test_conditions_keep_foreign_ones_and_transition_times() -> None:
+    existing = [{"type": "DisruptionTarget", "status": "True"},
+                {"type": "Ready", "status": "False", "lastTransitionTime": "2020-01-01T00:00:00Z"}]
+    out = status.conditions(existing, sandbox_ready=True, statuses=[_cs({"running": {}}, ready=False)],
+                            pod_phase="Running", spec_containers=[{"name": "c"}])
+    by_type = {c["type"]: c for c in out}
+    assert by_type["DisruptionTarget"]["status"] == "True"
+    assert by_type["Ready"]["lastTransitionTime"] == "2020-01-01T00:00:00Z"
+    assert by_type["Ready"]["message"] == "containers with unready status: [c]"
+    assert {"PodReadyToStartContainers", "Initialized", "ContainersReady", "PodScheduled"} <= set(by_type)
+
+
+# ----- images --------------------------------------------------------------------------------------
+
+
+def test_image_table_runs_writer_pause_and_busybox_and_refuses_others() -> None:
+    writer = images.resolve("ckpt-writer:0.1.0")
+    assert writer.ref == "docker.io/library/ckpt-writer:0.1.0"
+    assert images.command_line(writer.config, None, None) == ["harness", "writer", "serve", "--data-dir", "/data"]
+    assert images.command_line(writer.config, None, ["--port", "1"]) == ["harness", "writer", "serve", "--port", "1"]
+    assert images.command_line(writer.config, ["python"], None) == ["python"]
+    assert dict(writer.config.env)["PATH"].split(":")[0] == str(Path(sys.executable).parent)
+    assert images.resolve("registry.k8s.io/pause:3.10").config.pause
+    assert images.resolve("docker.io/library/busybox:1.36").config.cmd == ("sh",)
+    with pytest.raises(images.PullError, match='failed to pull and unpack image "docker.io/library/nginx:latest"'):
+        images.resolve("nginx")
+    with pytest.raises(images.InvalidImageName):
+        images.resolve("UPPER:case")
+
+
+# ----- the sandbox on the real kernel ------------------------------------------------------------
+
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox test mounts as root")
+
+
+def _spec(tmp: Path, argv: list[str], mounts: list[dict[str, object]] | None = None) -> containers.LaunchSpec:
+    rootfs = tmp / "rootfs"
+    rootfs.mkdir(exist_ok=True)
+    return containers.LaunchSpec(argv=argv, env={"PATH": "/usr/bin:/bin"}, cwd="/", rootfs=str(rootfs),
+                                 mounts=mounts or [], makedirs=[], uid=None, gid=None, groups=[],
+                                 hostname="sandbox-test", pause=False, mode="auto")
+
+
+@needs_root
+def test_volume_appears_at_a_mount_path_the_host_lacks_and_the_host_stays_clean(tmp_path: Path) -> None:
+    vol = tmp_path / "vol"
+    vol.mkdir()
+    (vol / "hello").write_text("from the volume\n")
+    missing = f"/kubesim-k5-{uuid.uuid4().hex[:8]}/data"
+    deep_missing = f"{tmp_path}/not-there/deeper"
+    script = f"cat {missing}/hello && echo written > {deep_missing}/new && hostname && ls {tmp_path}"
+    launched = containers.Launcher().launch(
+        _spec(tmp_path, ["sh", "-c", script],
+              [{"source": str(vol), "target": missing}, {"source": str(vol), "target": deep_missing}]),
+        tmp_path / "log")
+    assert isinstance(launched, containers.Process), launched
+    assert launched.wait() == 0, (tmp_path / "log").read_text()
+    out = (tmp_path / "log").read_text().splitlines()
+    assert out[0] == "from the volume"
+    assert out[1] == "sandbox-test"
+    assert "vol" in out[2:]  # the shadowed parent still shows its existing entries
+    assert (vol / "new").read_text() == "written\n"
+    assert not Path(missing.split("/data")[0]).exists()
+    assert not Path(f"{tmp_path}/not-there").exists()
+
+
+@needs_root
+def test_missing_command_is_a_start_error_with_upstream_wording(tmp_path: Path) -> None:
+    launched = containers.Launcher().launch(_spec(tmp_path, ["no-such-command-k5"]), tmp_path / "log")
+    assert launched == containers.StartFailure("start", 'exec: "no-such-command-k5": executable file not found in $PATH')
+
+
+@needs_root
+def test_volumes_without_a_mount_namespace_fail_instead_of_writing_elsewhere(tmp_path: Path) -> None:
+    spec = _spec(tmp_path, ["true"], [{"source": str(tmp_path), "target": "/data"}])
+    launched = containers.Launcher().launch(
+        containers.LaunchSpec(**{**spec.__dict__, "mode": "none"}), tmp_path / "log")
+    assert isinstance(launched, containers.StartFailure) and launched.stage == "create"
+    assert "no private mount namespace" in launched.message
+
+
+_PARENT = """
+import json, sys, time
+from pathlib import Path
+from kubesim.kubelet import containers
+tmp = Path(sys.argv[1])
+(tmp / "rootfs").mkdir()
+spec = containers.LaunchSpec(argv=["sh", "-c", "sleep 300 & sleep 300"], env={"PATH": "/usr/bin:/bin"}, cwd="/",
+    rootfs=str(tmp / "rootfs"), mounts=[], makedirs=[], uid=None, gid=None, groups=[], hostname="x",
+    pause=False, mode="auto")
+proc = containers.Launcher().launch(spec, tmp / "log")
+print(json.dumps({"pid": proc.init_pid, "pgid": proc.pgid}), flush=True)
+time.sleep(300)
+"""
+
+
+def _descendants(pid: int) -> set[int]:
+    out: set[int] = set()
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            kids = Path(f"/proc/{p}/task/{p}/children").read_text().split()
+        except OSError:
+            continue
+        for k in map(int, kids):
+            out.add(k)
+            todo.append(k)
+    return out
+
+
+@needs_root
+def test_container_and_its_background_grandchild_die_with_their_parent(tmp_path: Path) -> None:
+    parent = subprocess.Popen([sys.executable, "-c", _PARENT, str(tmp_path)], stdout=subprocess.PIPE, text=True,
+                              start_new_session=True)
+    pids: set[int] = set()
+    try:
+        assert parent.stdout is not None
+        info = json.loads(parent.stdout.readline())
+        for attempt in tenacity.Retrying(stop=tenacity.stop_after_delay(10), wait=tenacity.wait_fixed(0.05),
+                                         reraise=True):
+            with attempt:
+                pids = {info["pgid"], info["pid"], *_descendants(info["pid"])}
+                assert len(pids) >= 4, f"shim, sh and two sleeps expected, saw {sorted(pids)}"
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait()
+        for attempt in tenacity.Retrying(stop=tenacity.stop_after_delay(10), wait=tenacity.wait_fixed(0.05),
+                                         reraise=True):
+            with attempt:
+                alive = [p for p in pids if Path(f"/proc/{p}").exists()
+                         and Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"]
+                assert not alive, f"still running after their parent was killed: {alive}"
+    finally:
+        if parent.poll() is None:
+            os.killpg(parent.pid, signal.SIGKILL)
+            parent.wait()
+        for p in pids:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def test_pause_image_exits_zero_on_sigterm(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("sandbox runs as root here")
+    spec = _spec(tmp_path, [])
+    launched = containers.Launcher().launch(containers.LaunchSpec(**{**spec.__dict__, "pause": True}), tmp_path / "l")
+    assert isinstance(launched, containers.Process)  # returned after the handlers were installed
+    launched.signal_main(signal.SIGTERM)
+    assert launched.wait() == 0
