@@ -9,6 +9,7 @@ grandchild it started in the background.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -79,7 +80,8 @@ def test_readiness_needs_success_threshold_and_fails_after_failure_threshold() -
     out = probes.Outcome("readiness", probes.Settings.of({"successThreshold": 2, "failureThreshold": 3}, "readiness"))
     assert out.result is False
     assert out.record(True) is False
-    assert out.record(True) is True and out.result is True
+    assert out.record(True) is True
+    assert out.result is True
     assert [out.record(False) for _ in range(3)] == [False, False, True]
     assert out.result is False
 
@@ -91,7 +93,8 @@ def test_liveness_starts_healthy_and_gives_up_after_failure_threshold() -> None:
     out.record(False)
     assert not out.gave_up
     out.record(False)
-    assert out.gave_up and out.result is False
+    assert out.gave_up
+    assert out.result is False
 
 
 def test_tcp_probe_reports_refused_connection_like_go() -> None:
@@ -133,14 +136,17 @@ def test_backoff_message_uses_go_duration_wording(seconds: float, text: str) -> 
 def test_pod_ips_are_per_node_ranges_round_robin_and_readoptable() -> None:
     a, b = podip.Allocator(1), podip.Allocator(2)
     first = a.allocate("p1")
-    assert first == "127.11.0.2" and podip.host_ip(1) == "127.11.0.1"
+    assert first == "127.11.0.2"
+    assert podip.host_ip(1) == "127.11.0.1"
     assert b.allocate("p1") == "127.12.0.2"
     assert a.allocate("p1") == first  # idempotent per pod
     second = a.allocate("p2")
     a.release("p1")
     assert a.allocate("p3") not in (first, second)  # a freed address is not handed out again at once
     c = podip.Allocator(1)
-    assert c.claim("p2", second) and not c.claim("p9", second) and not c.claim("p4", "127.12.0.9")
+    assert c.claim("p2", second)
+    assert not c.claim("p9", second)
+    assert not c.claim("p4", "127.12.0.9")
     assert podip.node_index_from_name("kubesim-worker") == 1
     assert podip.node_index_from_name("kubesim-worker3") == 3
     assert podip.node_index_from_name("kind-control-plane") is None
@@ -199,7 +205,7 @@ def test_image_table_runs_writer_pause_and_busybox_and_refuses_others() -> None:
     assert dict(writer.config.env)["PATH"].split(":")[0] == str(Path(sys.executable).parent)
     assert images.resolve("registry.k8s.io/pause:3.10").config.pause
     assert images.resolve("docker.io/library/busybox:1.36").config.cmd == ("sh",)
-    with pytest.raises(images.PullError, match='failed to pull and unpack image "docker.io/library/nginx:latest"'):
+    with pytest.raises(images.PullError, match=r'failed to pull and unpack image "docker\.io/library/nginx:latest"'):
         images.resolve("nginx")
     with pytest.raises(images.InvalidImageName):
         images.resolve("UPPER:case")
@@ -238,14 +244,15 @@ def test_volume_appears_at_a_mount_path_the_host_lacks_and_the_host_stays_clean(
     assert out[1] == "sandbox-test"
     assert "vol" in out[2:]  # the shadowed parent still shows its existing entries
     assert (vol / "new").read_text() == "written\n"
-    assert not Path(missing.split("/data")[0]).exists()
+    assert not Path(missing.split("/data", maxsplit=1)[0]).exists()
     assert not Path(f"{tmp_path}/not-there").exists()
 
 
 @needs_root
 def test_missing_command_is_a_start_error_with_upstream_wording(tmp_path: Path) -> None:
     launched = containers.Launcher().launch(_spec(tmp_path, ["no-such-command-k5"]), tmp_path / "log")
-    assert launched == containers.StartFailure("start", 'exec: "no-such-command-k5": executable file not found in $PATH')
+    expected = 'exec: "no-such-command-k5": executable file not found in $PATH'
+    assert launched == containers.StartFailure("start", expected)
 
 
 @needs_root
@@ -253,7 +260,8 @@ def test_volumes_without_a_mount_namespace_fail_instead_of_writing_elsewhere(tmp
     spec = _spec(tmp_path, ["true"], [{"source": str(tmp_path), "target": "/data"}])
     launched = containers.Launcher().launch(
         containers.LaunchSpec(**{**spec.__dict__, "mode": "none"}), tmp_path / "log")
-    assert isinstance(launched, containers.StartFailure) and launched.stage == "create"
+    assert isinstance(launched, containers.StartFailure)
+    assert launched.stage == "create"
     assert "no private mount namespace" in launched.message
 
 
@@ -313,10 +321,8 @@ def test_container_and_its_background_grandchild_die_with_their_parent(tmp_path:
             os.killpg(parent.pid, signal.SIGKILL)
             parent.wait()
         for p in pids:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(p, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
 
 def test_pause_image_exits_zero_on_sigterm(tmp_path: Path) -> None:
