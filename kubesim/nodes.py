@@ -8,9 +8,10 @@ session, and records it in ``state.json`` as ``kubelet/<node>`` with its command
 Contract with the kubelet (helper K5, ``kubesim/kubelet``):
 
 * The kubelet writes ``DIR/nodes/<node>/containers.json`` — ``{"<ns>/<pod>/<container>": {"pid",
-  "pgid", "uid", "start_time"?}}`` for every live container, rewritten atomically whenever a
-  container starts or ends. Each container is its own process group (``pgid``); ``start_time``
-  (field 22 of ``/proc/<pid>/stat``) lets us refuse to signal a recycled pid.
+  "pgid", "uid", "start"?}}`` for every live container, rewritten atomically whenever a
+  container starts or ends. Each container is its own process group (``pgid``); ``start`` (field
+  22 of ``/proc/<pgid>/stat``, the group leader's start time; ``start_time`` is the same for
+  ``pid``) lets us refuse to signal a recycled pid.
 * ``node crash`` SIGKILLs the kubelet's process group and then every recorded container group —
   the equivalent of a machine losing power. Containers must ALSO die when their kubelet dies by
   any other means (a SIGKILL not sent by us): the kubelet's sandbox should arrange
@@ -156,10 +157,12 @@ def signal_group(entry: dict[str, Any], sig: int) -> bool:
         return False
     if isinstance(pid, int):
         fields = _proc_stat(pid)
-        if fields is not None:
-            started = entry.get("start_time")
-            if fields[2] != str(pgid) or (started is not None and fields[19] != str(started)):
-                return False  # the pid now belongs to another process
+        if fields is not None and (fields[2] != str(pgid) or (
+                entry.get("start_time") is not None and fields[19] != str(entry["start_time"]))):
+            return False  # the pid now belongs to another process
+    leader = _proc_stat(pgid)
+    if leader is not None and entry.get("start") is not None and leader[19] != str(entry["start"]):
+        return False  # the group leader's pid was recycled: not our group any more
     try:
         os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):
