@@ -1,0 +1,110 @@
+"""What a scenario needs from a cluster, whichever kind it is.
+
+A scenario only ever talks to a cluster through its kubeconfig (the Kubernetes API) and to
+pods through their endpoints, so a cluster is little more than "where is the kubeconfig, which
+context, which nodes, and how do I reach a pod". Starting and stopping are the cluster's own
+business: the embedded cluster runs processes, kind would create containers (pytest-kind), an
+existing cluster is neither started nor stopped by us.
+
+Faults only one kind of cluster can deliver (kubesim's ``node crash``, ``docker kill`` of a kind
+node) are *capabilities*: a cluster lists the ones it offers and a scenario that needs one
+skips, naming it, on a cluster that lacks it — never a silent pass.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Literal, Protocol, TypeVar, get_args
+
+ClusterKind = Literal["embedded", "kind", "existing"]
+CLUSTER_KINDS: tuple[ClusterKind, ...] = get_args(ClusterKind)
+
+#: How the harness reaches pods (harness.kube.endpoints' modes, spelled out here so this
+#: module stays free of the kubernetes client).
+Reach = Literal["auto", "pod-ip", "port-forward"]
+
+#: Optional faults beyond the API; none is implemented by a cluster here yet.
+Capability = Literal["node-crash", "node-restore", "kill-container"]
+
+
+class ClusterError(Exception):
+    """The cluster cannot be used; the message is one line that says what to fix.
+
+    ``details`` holds what explains it (the tail of the cluster's logs), printed before the line.
+    """
+
+    def __init__(self, message: str, *, details: str = "") -> None:
+        super().__init__(message)
+        self.details = details
+
+
+class ClusterUnavailable(ClusterError):
+    """This kind of cluster cannot run on this machine as it is (a missing component):
+    scenarios skip with this message rather than fail."""
+
+
+class Cluster(Protocol):
+    """One cluster a scenario session runs against.
+
+    ``kubeconfig``/``context`` are valid only after :meth:`start`. ``describe`` is what goes into
+    run.json (no secrets: never the token or the kubeconfig's contents).
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def kind(self) -> ClusterKind: ...
+
+    @property
+    def kubeconfig(self) -> Path: ...
+
+    @property
+    def context(self) -> str | None: ...
+
+    @property
+    def nodes(self) -> tuple[str, ...]: ...
+
+    @property
+    def reach(self) -> Reach: ...
+
+    @property
+    def capabilities(self) -> frozenset[Capability]: ...
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def describe(self) -> Mapping[str, object]: ...
+
+
+def kubectl_args(cluster: Cluster) -> list[str]:
+    """Arguments that point a kubectl subprocess at the same cluster (port-forwards)."""
+    args = ["--kubeconfig", str(cluster.kubeconfig)]
+    if cluster.context:
+        args += ["--context", cluster.context]
+    return args
+
+
+def require(cluster: Cluster, capability: Capability) -> None:
+    """Refuse (as :class:`ClusterUnavailable`) a scenario step this cluster cannot deliver."""
+    if capability not in cluster.capabilities:
+        offered = ", ".join(sorted(cluster.capabilities)) or "none"
+        raise ClusterUnavailable(
+            f"the {cluster.kind} cluster {cluster.name} cannot do {capability} (it offers: {offered})"
+        )
+
+
+C = TypeVar("C", bound=Cluster)
+
+
+@contextlib.contextmanager
+def running(cluster: C) -> Iterator[C]:
+    """Start ``cluster`` and stop it however the block ends (failure, Ctrl-C)."""
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()

@@ -1,0 +1,181 @@
+"""The embedded cluster (kubesim), started and stopped as processes through its CLI only.
+
+``python -m kubesim up --state DIR --nodes N`` starts a control plane and N kubelets, waits
+until every Node is Ready and writes ``DIR/kubeconfig``; ``python -m kubesim down --state DIR``
+stops exactly the processes it recorded. The harness never imports kubesim (an import-linter
+contract): everything it learns afterwards comes through the Kubernetes API, exactly as on kind.
+
+Shortened periods (node monitor grace, toleration seconds, crash-loop back-off) keep fault
+scenarios short; they are passed as ``up`` flags and recorded in :meth:`describe`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from harness.clusters import base
+
+#: Periods a scenario session runs with (kubesim's flags; upstream defaults in brackets).
+DEFAULT_PERIODS: Mapping[str, str] = {
+    "--node-monitor-grace": "4s",  # silent node -> Ready=Unknown [40s]
+    "--toleration-seconds": "10",  # not-ready/unreachable tolerations of new pods [300]
+    "--crashloop-base": "1s",  # first restart back-off [10s]
+    "--crashloop-max": "8s",  # back-off cap [300s]
+}
+
+#: Lines of each log shown when the cluster does not come up.
+TAIL_LINES = 8
+#: Output of ``up`` that means a part of kubesim is not there yet (or broken at import): the
+#: cluster cannot run here at all, which scenarios report as a skip naming the module.
+_MISSING_MARKERS = ("No module named", "ModuleNotFoundError", "ImportError")
+
+
+@dataclasses.dataclass
+class EmbeddedCluster:
+    """kubesim with ``node_count`` kubelets, its state (store, volumes, logs) under ``state_dir``."""
+
+    state_dir: Path
+    node_count: int = 3
+    periods: Mapping[str, str] = dataclasses.field(default_factory=lambda: dict(DEFAULT_PERIODS))
+    start_timeout_s: float = 120.0
+    stop_grace_s: float = 5.0
+    name: str = "kubesim"
+    _nodes: tuple[str, ...] = ()
+    _started: bool = False
+    _server: str | None = None
+
+    @property
+    def kind(self) -> base.ClusterKind:
+        return "embedded"
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.state_dir / "kubeconfig"
+
+    @property
+    def context(self) -> str | None:
+        return None  # kubesim's kubeconfig has one context and it is current
+
+    @property
+    def nodes(self) -> tuple[str, ...]:
+        return self._nodes
+
+    @property
+    def reach(self) -> base.Reach:
+        return "pod-ip"  # every pod has its own 127.x.y.z address on this machine
+
+    @property
+    def capabilities(self) -> frozenset[base.Capability]:
+        return frozenset()
+
+    def up_command(self) -> list[str]:
+        cmd = [sys.executable, "-m", "kubesim", "up", "--state", str(self.state_dir), "--port", "0",
+               "--nodes", str(self.node_count), "--nodes-timeout", str(max(10.0, self.start_timeout_s - 15))]
+        for flag, value in self.periods.items():
+            cmd += [flag, value]
+        return cmd
+
+    def down_command(self) -> list[str]:
+        return [sys.executable, "-m", "kubesim", "down", "--state", str(self.state_dir),
+                "--grace", f"{self.stop_grace_s:g}"]
+
+    def start(self) -> None:
+        if self.node_count < 1:
+            raise base.ClusterError(f"the embedded cluster needs at least one node, got {self.node_count}")
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._started = True  # from here on, stop() must run `down` whatever happens
+        try:
+            done = subprocess.run(self.up_command(), capture_output=True, text=True, timeout=self.start_timeout_s,
+                                  check=False, stdin=subprocess.DEVNULL, env=_env())
+        except subprocess.TimeoutExpired as exc:
+            raise base.ClusterError(
+                f"kubesim did not come up within {self.start_timeout_s:g}s (state {self.state_dir}; logs above)",
+                details=self._log_tails(_text(exc.stdout) + _text(exc.stderr)),
+            ) from None
+        output = (done.stdout or "") + (done.stderr or "")
+        if done.returncode != 0:
+            problem = _last_line(output) or f"exit code {done.returncode}"
+            if any(marker in output for marker in _MISSING_MARKERS):
+                raise base.ClusterUnavailable(f"the embedded cluster cannot start here: {problem}",
+                                              details=self._log_tails(output))
+            raise base.ClusterError(
+                f"kubesim up --nodes {self.node_count} failed ({done.returncode}): {problem} (logs above)",
+                details=self._log_tails(output),
+            )
+        if not self.kubeconfig.is_file():
+            raise base.ClusterError(f"kubesim up succeeded but wrote no kubeconfig at {self.kubeconfig}")
+        self._nodes, self._server = _inspect(self.kubeconfig)
+
+    def stop(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        done = subprocess.run(self.down_command(), capture_output=True, text=True, timeout=120, check=False,
+                              stdin=subprocess.DEVNULL, env=_env())
+        if done.returncode != 0:
+            raise base.ClusterError(f"kubesim down --state {self.state_dir} failed: {_last_line(done.stderr)}")
+
+    def describe(self) -> dict[str, object]:
+        return {"kind": self.kind, "name": self.name, "server": self._server, "nodes": list(self._nodes),
+                "state_dir": str(self.state_dir), "periods": dict(self.periods), "reach": self.reach}
+
+    def _log_tails(self, output: str) -> str:
+        """The end of every log kubesim wrote, so one failure message says why."""
+        parts = [f"kubesim up said:\n{_tail_text(output)}"] if output.strip() else []
+        logs = [self.state_dir / "apiserver.out", self.state_dir / "apiserver.log"]
+        logs += sorted(self.state_dir.glob("nodes/*/kubelet.out")) + sorted(self.state_dir.glob("nodes/*/kubelet.log"))
+        for path in logs:
+            try:
+                text = path.read_text(errors="replace")
+            except OSError:
+                continue
+            if text.strip():
+                parts.append(f"{path}:\n{_tail_text(text)}")
+        return "\n".join(parts) if parts else "kubesim wrote no logs"
+
+
+def _env() -> dict[str, str]:
+    """Our environment with the project importable (``python -m kubesim`` from any cwd)."""
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def _inspect(kubeconfig: Path) -> tuple[tuple[str, ...], str]:
+    """Node names and server address, read through the API like any other cluster's."""
+    from harness.kube import client as kube_client
+    from harness.kube import identity as kube_identity
+
+    try:
+        api = kube_client.new_api_client(kubeconfig)
+    except kube_client.KubeconfigError as exc:
+        raise base.ClusterError(str(exc)) from None
+    try:
+        kube_client.server_version(api)
+        return kube_identity.node_names(api), str(api.configuration.host)
+    except (kube_client.ClusterUnreachable, kube_identity.IdentityError) as exc:
+        raise base.ClusterError(f"kubesim came up but {exc}") from None
+    finally:
+        kube_client.close(api)
+
+
+def _text(raw: str | bytes | None) -> str:
+    if raw is None:
+        return ""
+    return raw.decode(errors="replace") if isinstance(raw, bytes) else raw
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def _tail_text(text: str) -> str:
+    lines = [line.rstrip() for line in text.strip().splitlines() if line.strip()]
+    return "\n".join(f"  {line}" for line in lines[-TAIL_LINES:])
