@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import tenacity
@@ -209,3 +210,56 @@ def test_pod_logs_come_from_the_kubelet_log_files(kubesim_kubeconfig: Path) -> N
         assert out.stdout == "c\n"
     finally:
         api.delete("pods", "logged", "default", grace_period_seconds=0)
+
+
+def test_three_node_cluster_has_kind_nodes_and_storage_classes(kubesim_cluster: Any) -> None:
+    """The session cluster: kind's node names and labels, all Ready; kind's default `standard` class + `shared`."""
+    items, _rv = kubesim_cluster.client.list("nodes")
+    by_name = {n["metadata"]["name"]: n for n in items}
+    assert sorted(by_name) == ["kubesim-worker", "kubesim-worker2", "kubesim-worker3"]
+    for name, node in by_name.items():
+        assert node["metadata"]["labels"]["kubernetes.io/hostname"] == name
+        assert node["metadata"]["labels"]["kubernetes.io/os"] == "linux"
+        ready = [c for c in node["status"]["conditions"] if c["type"] == "Ready"]
+        assert ready[0]["status"] == "True"
+    classes = {sc["metadata"]["name"]: sc for sc in kubesim_cluster.client.list("storageclasses")[0]}
+    standard = classes["standard"]
+    assert standard["metadata"]["annotations"]["storageclass.kubernetes.io/is-default-class"] == "true"
+    assert (standard["provisioner"], standard["volumeBindingMode"], standard["reclaimPolicy"]) == (
+        "rancher.io/local-path", "WaitForFirstConsumer", "Delete")
+    assert (classes["shared"]["provisioner"], classes["shared"]["volumeBindingMode"]) == (
+        "kubesim.io/shared", "Immediate")
+
+
+def test_kubectl_logs_shows_a_real_containers_output_and_previous_instance(kubesim_cluster: Any,
+                                                                         namespace: str) -> None:
+    """E4 end to end: scheduler, kubelet, log files, pods/log seam; kill-container makes a `previous` log."""
+    api = kubesim_cluster.client
+    api.create("pods", {"metadata": {"name": "talker"}, "spec": {"containers": [{
+        "name": "main", "image": "busybox",
+        "command": ["sh", "-c", "echo started $POD; exec sleep 3600"],
+        "env": [{"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]}]}}, namespace)
+
+    def status_of() -> dict[str, Any]:
+        return api.get("pods", "talker", namespace).get("status") or {}
+
+    def running(restarts: int) -> bool:
+        statuses = status_of().get("containerStatuses") or [{}]
+        return bool(statuses[0].get("state", {}).get("running")) and statuses[0].get("restartCount") == restarts
+
+    tenacity.Retrying(stop=tenacity.stop_before_delay(30), wait=tenacity.wait_fixed(0.1), reraise=True,
+                      retry=tenacity.retry_if_result(lambda ok: not ok))(lambda: running(0))
+    kubectl = [str(Path(sys.executable).with_name("kubectl")), "--kubeconfig", str(kubesim_cluster.kubeconfig),
+               "-n", namespace]
+
+    def logs(*extra: str) -> str:
+        out = subprocess.run([*kubectl, "logs", "talker", *extra], capture_output=True, text=True, timeout=30,
+                             check=False)
+        return out.stdout if out.returncode == 0 else f"exit {out.returncode}: {out.stderr}"
+
+    tenacity.Retrying(stop=tenacity.stop_before_delay(10), wait=tenacity.wait_fixed(0.1), reraise=True,
+                      retry=tenacity.retry_if_result(lambda text: text != "started talker\n"))(logs)
+    kubesim_cluster.run("node", "kill-container", "talker", "main", "-n", namespace, "--signal", "KILL")
+    tenacity.Retrying(stop=tenacity.stop_before_delay(30), wait=tenacity.wait_fixed(0.1), reraise=True,
+                      retry=tenacity.retry_if_result(lambda ok: not ok))(lambda: running(1))
+    assert logs("--previous") == "started talker\n"
