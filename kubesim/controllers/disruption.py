@@ -24,7 +24,7 @@ from typing import Any
 from kubesim import client
 from kubesim.apiserver import selectors
 from kubesim.controllers import disruption_logic as logic
-from kubesim.controllers import runtime
+from kubesim.controllers import nodelifecycle_rechecks, runtime
 
 Obj = dict[str, Any]
 log = logging.getLogger("kubesim.controllers.disruption")
@@ -46,6 +46,9 @@ class DisruptionController:
     """Keys are ``namespace/name`` of PodDisruptionBudgets."""
 
     name = "disruption"
+
+    def __init__(self) -> None:
+        self._rechecks = nodelifecycle_rechecks.Rechecks()
 
     def setup(self, mgr: runtime.Manager) -> None:
         self.mgr = mgr
@@ -112,7 +115,7 @@ class DisruptionController:
         now = datetime.datetime.now(datetime.UTC)
         pods = self.pods.list(ns, _selector(pdb))  # nil selector: nothing; {}: every pod (LabelSelectorAsSelector)
         try:
-            return self._try_sync(pdb, pods, now)
+            return self._rechecks.request(key, self._try_sync(pdb, pods, now))
         except client.Conflict:
             raise
         except (logic.ExpectedCountError, client.ApiError) as exc:

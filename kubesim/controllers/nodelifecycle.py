@@ -23,7 +23,7 @@ from typing import Any
 
 from kubesim import client
 from kubesim.controllers import nodelifecycle_logic as logic
-from kubesim.controllers import runtime
+from kubesim.controllers import nodelifecycle_rechecks, runtime
 
 Obj = dict[str, Any]
 log = logging.getLogger("kubesim.controllers.nodelifecycle")
@@ -45,6 +45,7 @@ class NodeLifecycleController:
     def __init__(self) -> None:
         self._health: dict[str, logic.NodeHealth] = {}
         self._lock = threading.Lock()
+        self._rechecks = nodelifecycle_rechecks.Rechecks()
 
     def setup(self, mgr: runtime.Manager) -> None:
         self.mgr = mgr
@@ -96,6 +97,7 @@ class NodeLifecycleController:
         if cached is None:
             with self._lock:
                 self._health.pop(key, None)
+            self._rechecks.forget(key)
             return None
         node = copy.deepcopy(cached)
         settings = self.mgr.settings
@@ -120,9 +122,10 @@ class NodeLifecycleController:
         if current != "True":
             self._mark_pods_not_ready(key, now_wall)
         until_silent = assessment.deadline - time.monotonic() + _MIN_RECHECK
+        delay = settings.node_monitor_period
         if until_silent > 0:
-            return max(_MIN_RECHECK, min(until_silent, settings.node_monitor_period))
-        return settings.node_monitor_period
+            delay = max(_MIN_RECHECK, min(until_silent, settings.node_monitor_period))
+        return self._rechecks.request(key, delay)
 
     def _taint(self, node: Obj, now_wall: datetime.datetime) -> Obj:
         """The NoSchedule pass (conditions, cordon) and the NoExecute pass (not-ready / unreachable)."""
