@@ -173,7 +173,26 @@ class GarbageCollector:
                 solid.append(ref)
         return solid, dangling, waiting
 
+    def _solid_in_cache(self, obj: Obj) -> bool:
+        """Every owner is cached with the referenced uid and not being deleted: nothing to do, no API call.
+
+        Upstream's graph likewise only verifies owners it has not observed; this keeps pod status churn
+        from turning into owner GETs.
+        """
+        namespace = str(_meta(obj).get("namespace") or "")
+        for ref in owner_refs(obj):
+            res = resources.by_api_version_kind(str(ref.get("apiVersion") or ""), str(ref.get("kind") or ""))
+            inf = self.informers.get(res.plural) if res is not None else None  # tracked plurals are unique
+            if res is None or inf is None:
+                return False
+            owner = inf.get(namespace if res.namespaced else "", str(ref.get("name")))
+            if owner is None or _meta(owner).get("uid") != ref.get("uid") or _deleting(owner):
+                return False
+        return True
+
     def _attempt_to_delete(self, api: client.Client, plural: str, obj: Obj) -> None:
+        if self._solid_in_cache(obj):
+            return
         meta = _meta(obj)
         solid, dangling, waiting = self._classify(api, obj)
         if solid:

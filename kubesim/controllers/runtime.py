@@ -421,7 +421,10 @@ class Manager:
                     inf.start()
             return inf
 
-    def add(self, controller: Controller, workers: int = 1) -> None:
+    def add(self, controller: Controller, workers: int | None = None) -> None:
+        """Register and set up ``controller``; ``workers`` defaults to its ``workers`` attribute, else 1."""
+        if workers is None:
+            workers = int(getattr(controller, "workers", 1))
         if controller.name in self._controllers:
             raise ValueError(f"controller {controller.name!r} added twice")
         self._controllers[controller.name] = controller
