@@ -328,3 +328,31 @@ def test_shared_volume_moves_to_another_node_only_after_the_first_pod_is_gone(cl
     second_node = scheduled(cluster.api, ns, "second")
     assert second_node != first_node
     assert cluster.api.get("persistentvolumeclaims", "data", ns)["spec"]["volumeName"] == pv["metadata"]["name"]
+
+
+# --- static volumes --------------------------------------------------------------------------
+
+
+def test_static_local_volume_is_prebound_by_the_scheduler_and_pins_the_pod(cluster: Cluster, ns: str) -> None:
+    """A pre-created PV of a no-provisioner WaitForFirstConsumer class binds through the scheduler (VolumeBinding)."""
+    klass, pv_name = f"manual-{ns}", f"static-{ns}"
+    cluster.api.create("storageclasses", {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+                                          "metadata": {"name": klass}, "provisioner": "kubernetes.io/no-provisioner",
+                                          "volumeBindingMode": "WaitForFirstConsumer", "reclaimPolicy": "Retain"})
+    cluster.api.create("persistentvolumes", {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {
+        "name": pv_name}, "spec": {
+        "storageClassName": klass, "capacity": {"storage": "5Gi"}, "accessModes": ["ReadWriteOnce"],
+        "persistentVolumeReclaimPolicy": "Retain", "hostPath": {"path": str(cluster.state_dir / pv_name)},
+        "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+            {"key": "kubernetes.io/hostname", "operator": "In", "values": ["kubesim-worker3"]}]}]}}}})
+    try:
+        make_claim(cluster.api, ns, "data", klass)
+        make_pod(cluster.api, ns, "user", "data")
+        assert scheduled(cluster.api, ns, "user") == "kubesim-worker3"
+        pv = bound_volume(cluster.api, ns, "data")
+        assert pv["metadata"]["name"] == pv_name
+        assert pv["metadata"]["annotations"]["pv.kubernetes.io/bound-by-controller"] == "yes"
+        assert pv["spec"]["claimRef"]["name"] == "data"
+    finally:
+        force_delete(cluster.api, ns, "user")
+        cluster.api.delete("storageclasses", klass)
