@@ -49,8 +49,10 @@ def _aggregate(messages: Sequence[str]) -> str:
 class StatefulSetController:
     name = "statefulset"
 
-    def __init__(self) -> None:
+    def __init__(self, namespace: str = "") -> None:
+        """`namespace` confines the controller (and its informers) to one namespace; "" watches all."""
         self._mgr: runtime.Manager | None = None
+        self.namespace = namespace
 
     # ----- wiring ---------------------------------------------------------------------------------------
 
@@ -61,10 +63,10 @@ class StatefulSetController:
 
     def setup(self, mgr: runtime.Manager) -> None:
         self._mgr = mgr
-        self.sets = mgr.informer("statefulsets")
-        self.pods = mgr.informer("pods")
-        self.claims = mgr.informer("persistentvolumeclaims")
-        self.revisions = mgr.informer("controllerrevisions")
+        self.sets = mgr.informer("statefulsets", self.namespace)
+        self.pods = mgr.informer("pods", self.namespace)
+        self.claims = mgr.informer("persistentvolumeclaims", self.namespace)
+        self.revisions = mgr.informer("controllerrevisions", self.namespace)
         self.recorder = mgr.recorder.with_component(COMPONENT)
         self.sets.add_handler(self._enqueue, lambda _old, new: self._enqueue(new), self._enqueue)
         self.pods.add_handler(self._pod_added, self._pod_updated, self._pod_deleted)
@@ -163,6 +165,9 @@ class StatefulSetController:
         now = datetime.datetime.now(datetime.UTC)
         plan = ctl.plan_update(ctl.Inputs(sts, pods, claims, current_rev, update_rev, collision_count, now))
 
+        if plan.stages:
+            log.debug("statefulset %s: %s", key, "; ".join(
+                f"{stage.name}: {len(stage.tasks)} task(s)" for stage in plan.stages))
         errors = self._execute(sts, plan)
         if ctl.status_changed(sts, plan.status):
             self._write_status(sts, plan.status)
