@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 CONTROLLERS: list[tuple[str, str]] = [
     ("garbagecollector", "kubesim.controllers.gc:new"),
+    ("statefulset", "kubesim.controllers.statefulset:new_controller"),
     ("scheduler", "kubesim.controllers.scheduler:new_scheduler"),
     ("persistentvolume-binder", "kubesim.controllers.volumes_binder:new_binder"),
     ("volume-provisioner", "kubesim.controllers.volumes_provisioner:new_provisioner"),
