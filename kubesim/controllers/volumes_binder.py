@@ -112,6 +112,20 @@ def plan_volume(pv: Mapping[str, Any], claim: Mapping[str, Any] | None) -> Volum
     return "none"  # the claim side is not written yet; its sync finishes the bind
 
 
+def unscheduled_users(claim: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> list[str]:
+    """`findNonScheduledPodsByPVC`: pods naming the claim that have no node yet."""
+    name = vc.name_of(claim)
+    return sorted(vc.name_of(p) for p in pods
+                  if not vc.pod_node(p) and not vc.pod_is_terminal(p) and name in vc.pod_claim_names(p))
+
+
+def waiting_message(pods: Sequence[str]) -> str:
+    """emitEventForUnboundDelayBindingClaim's text: one pod is named singular, several are joined with commas."""
+    if len(pods) > 1:
+        return f"waiting for pods {','.join(pods)} to be scheduled"
+    return f"waiting for pod {pods[0]} to be scheduled"
+
+
 def claim_ref(claim: Mapping[str, Any]) -> Obj:
     return {"kind": "PersistentVolumeClaim", "namespace": vc.namespace_of(claim), "name": vc.name_of(claim),
             "uid": vc.uid_of(claim), "apiVersion": "v1",
@@ -130,6 +144,7 @@ class Binder:
         self.claims = mgr.informer("persistentvolumeclaims")
         self.volumes = mgr.informer("persistentvolumes")
         self.classes = mgr.informer("storageclasses")
+        self.pods = mgr.informer("pods")
         self._said: dict[str, str] = {}
         """claim uid -> the last waiting event recorded (upstream repeats them every resync; we do once)."""
         self.claims.add_handler(on_add=self._claim_changed, on_update=lambda _o, n: self._claim_changed(n),
@@ -137,6 +152,7 @@ class Binder:
         self.volumes.add_handler(on_add=self._volume_changed, on_update=lambda _o, n: self._volume_changed(n),
                                  on_delete=self._volume_deleted)
         self.classes.add_handler(on_add=lambda _sc: self._all_claims())
+        self.pods.add_handler(on_add=self._pod_changed, on_update=lambda _o, n: self._pod_changed(n))
 
     # ----- event handlers -------------------------------------------------------------------------
 
@@ -166,6 +182,15 @@ class Binder:
                 self.mgr.enqueue(self, f"pvc/{vc.key_of(claim)}")
         self._volume_changed(pv)
 
+    def _pod_changed(self, pod: Obj) -> None:
+        """An unscheduled pod naming an unbound claim changes the claim's waiting event."""
+        if vc.pod_node(pod):
+            return
+        for name in vc.pod_claim_names(pod):
+            claim = self.claims.get(vc.namespace_of(pod), name)
+            if claim is not None and not vc.spec(claim).get("volumeName"):
+                self.mgr.enqueue(self, f"pvc/{vc.key_of(claim)}")
+
     def _all_claims(self) -> None:
         for claim in self.claims.list():
             self.mgr.enqueue(self, f"pvc/{vc.key_of(claim)}")
@@ -192,8 +217,12 @@ class Binder:
         klass = self._class_of(claim)
         plan = plan_claim(claim, self.volumes.list(), klass)
         if plan.step == "wait_for_consumer":
-            self._say_once(claim, "Normal", "WaitForFirstConsumer",
-                           "waiting for first consumer to be created before binding")
+            waiting = unscheduled_users(claim, self.pods.list(vc.namespace_of(claim)))
+            if waiting:
+                self._say_once(claim, "Normal", "WaitForPodScheduled", waiting_message(waiting))
+            else:
+                self._say_once(claim, "Normal", "WaitForFirstConsumer",
+                               "waiting for first consumer to be created before binding")
         elif plan.step == "provision" and klass is not None:
             self._hand_to_provisioner(claim, klass)
         elif plan.step == "no_volume":

@@ -356,3 +356,16 @@ def test_static_local_volume_is_prebound_by_the_scheduler_and_pins_the_pod(clust
     finally:
         force_delete(cluster.api, ns, "user")
         cluster.api.delete("storageclasses", klass)
+
+
+def test_claim_of_an_unschedulable_pod_says_it_waits_for_that_pod(cluster: Cluster, ns: str) -> None:
+    for node in NODES:
+        set_cordon(cluster.api, node, True)
+    make_claim(cluster.api, ns, "data")
+    make_pod(cluster.api, ns, "stuck", "data")
+    said = wait_for("WaitForPodScheduled on the claim", lambda: events(cluster.api, ns, "data", "WaitForPodScheduled"))
+    assert said == ["waiting for pod stuck to be scheduled"]
+    set_cordon(cluster.api, "kubesim-worker", False)
+    assert scheduled(cluster.api, ns, "stuck") == "kubesim-worker"
+    assert bound_volume(cluster.api, ns, "data")["metadata"]["annotations"][
+        "local.path.provisioner/selected-node"] == "kubesim-worker"

@@ -210,3 +210,14 @@ def test_pv_protection_finalizer_goes_once_the_volume_is_not_bound() -> None:
     dying["metadata"]["finalizers"] = [vc.PV_PROTECTION_FINALIZER]
     assert vp.finalizer_change(dying, vc.PV_PROTECTION_FINALIZER, in_use=False) == []
     assert vp.finalizer_change(dying, vc.PV_PROTECTION_FINALIZER, in_use=True) is None
+
+
+def test_waiting_claim_names_its_unscheduled_pods_like_the_pv_controller() -> None:
+    pending = {"metadata": {"name": "w-0", "namespace": "ns"},
+               "spec": {"volumes": [{"name": "v", "persistentVolumeClaim": {"claimName": "data"}}]},
+               "status": {"phase": "Pending"}}
+    placed = {**pending, "metadata": {"name": "w-1", "namespace": "ns"},
+              "spec": {**pending["spec"], "nodeName": "kubesim-worker"}}
+    assert vb.unscheduled_users(claim(), [pending, placed]) == ["w-0"]
+    assert vb.waiting_message(["w-0"]) == "waiting for pod w-0 to be scheduled"
+    assert vb.waiting_message(["a", "b"]) == "waiting for pods a,b to be scheduled"
