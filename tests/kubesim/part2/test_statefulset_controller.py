@@ -509,3 +509,70 @@ def test_a_second_create_of_a_named_pod_with_generate_name_is_already_exists(api
     with pytest.raises(client.AlreadyExists):
         api.create("pods", pod, ns)
     assert pod_names(api, ns) == ["web-0"]
+
+
+@pytest.fixture
+def apps(kubesim_api: Any) -> Any:
+    from kubernetes import client as k8s
+
+    return k8s.AppsV1Api(kubesim_api)
+
+
+@pytest.mark.usefixtures("controller")
+def test_scale_subresource_get_put_patch_drives_the_set(api: client.Client, ns: str, apps: Any) -> None:
+    """A1 B3 (F: /scale get/put/patch), with the official Python client's typed models."""
+    with FakeKubelet(api, ns):
+        api.create("statefulsets", make_sts(replicas=1), ns)
+        observed(api, ns, readyReplicas=1)
+        scale_obj = apps.read_namespaced_stateful_set_scale("web", ns)
+        assert (scale_obj.spec.replicas, scale_obj.status.replicas) == (1, 1)
+        scale_obj.spec.replicas = 3
+        apps.replace_namespaced_stateful_set_scale("web", ns, scale_obj)
+        observed(api, ns, replicas=3, readyReplicas=3)
+        assert pod_names(api, ns) == ["web-0", "web-1", "web-2"]
+        apps.patch_namespaced_stateful_set_scale("web", ns, {"spec": {"replicas": 2}})
+        observed(api, ns, replicas=2, readyReplicas=2)
+        assert apps.read_namespaced_stateful_set_scale("web", ns).status.replicas == 2
+        assert pod_names(api, ns) == ["web-0", "web-1"]
+
+
+@pytest.mark.usefixtures("controller")
+def test_list_patch_and_deletecollection_of_statefulsets(api: client.Client, ns: str, apps: Any) -> None:
+    """A2 (F: list, patch, deletecollection of StatefulSets)."""
+    for name in ("one", "two"):
+        body = make_sts(name, replicas=1)
+        body["metadata"]["labels"] = {"e2e": "sts"}
+        api.create("statefulsets", body, ns)
+    listed = apps.list_namespaced_stateful_set(ns, label_selector="e2e=sts")
+    assert sorted(s.metadata.name for s in listed.items) == ["one", "two"]
+    apps.patch_namespaced_stateful_set("one", ns, {"metadata": {"labels": {"patched": "yes"}}})
+    assert apps.read_namespaced_stateful_set("one", ns).metadata.labels == {"e2e": "sts", "patched": "yes"}
+    apps.delete_collection_namespaced_stateful_set(ns, label_selector="e2e=sts")
+    wait_for("statefulsets gone", lambda: api.list("statefulsets", ns)[0] == [])
+
+
+@pytest.mark.usefixtures("controller")
+def test_status_subresource_get_put_patch_observed_by_watch(api: client.Client, ns: str, apps: Any) -> None:
+    """A1 A4 B5 (F: /status get/put/patch observed by watch)."""
+    with FakeKubelet(api, ns):
+        api.create("statefulsets", make_sts(replicas=1), ns)
+        observed(api, ns, readyReplicas=1)
+        status = apps.read_namespaced_stateful_set_status("web", ns)
+        assert status.status.observed_generation == status.metadata.generation
+        _, rv = api.list("statefulsets", ns)
+        stream = api.watch("statefulsets", ns, resource_version=rv, timeout_seconds=30)
+        condition = {"type": "StatusUpdate", "status": "True", "reason": "E2E", "message": "Set from an e2e test"}
+        apps.patch_namespaced_stateful_set_status("web", ns, {"status": {"conditions": [condition]}})
+        seen = None
+        for etype, obj in stream:
+            conditions = (obj.get("status") or {}).get("conditions") or []
+            if etype == "MODIFIED" and any(c.get("type") == "StatusUpdate" for c in conditions):
+                seen = obj
+                break
+        stream.close()
+        assert seen is not None, "the watch ended without showing the patched status condition"
+        current = apps.read_namespaced_stateful_set_status("web", ns)
+        current.status.conditions[0].message = "replaced by PUT"
+        replaced = apps.replace_namespaced_stateful_set_status("web", ns, current)
+        assert replaced.status.conditions[0].message == "replaced by PUT"
+        assert replaced.status.replicas == 1
