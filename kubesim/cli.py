@@ -219,10 +219,11 @@ def _start_nodes(layout: state.Layout, count: int, timeout: float) -> None:
     names = [nodes.node_name(i) for i in range(count)]
     started = [name for name in names if nodes.kubelet_pid(layout, name) is None]
     env = nodes.cluster_env(layout)
+    since = time.time()
     for name in started:
         nodes.start_kubelet(layout, name, env)
     try:
-        nodes.wait_ready(layout, names, timeout)
+        nodes.wait_ready(layout, names, timeout, since if started else None)
     except RuntimeError as exc:
         _stop_all(layout, grace=5.0)
         raise _fail(f"{exc}\n(stopped the cluster; logs in {layout.root}/nodes/<node>/ and {layout.log})", 1) from None

@@ -225,8 +225,13 @@ def ready_condition(node: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def wait_ready(layout: state.Layout, names: list[str], timeout: float) -> None:
-    """Wait until every named Node is Ready; RuntimeError naming those that are not (and why) otherwise."""
+def wait_ready(layout: state.Layout, names: list[str], timeout: float, since: float | None = None) -> None:
+    """Wait until every named Node is Ready; RuntimeError naming those that are not (and why) otherwise.
+
+    ``since`` (epoch seconds): only a heartbeat at or after it counts — a Node object left Ready by a
+    kubelet that has since died (``down``, ``node crash``) must not pass for the new kubelet.
+    """
+    floor = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(since))) if since is not None else ""
     api = client.Client.from_state(layout.root)
     last: dict[str, str] = dict.fromkeys(names, "not registered")
 
@@ -249,6 +254,8 @@ def wait_ready(layout: state.Layout, names: list[str], timeout: float) -> None:
                 last[name] = "not registered"
             elif cond is None:
                 last[name] = "no Ready condition yet"
+            elif cond.get("status") == "True" and str(cond.get("lastHeartbeatTime") or "") < floor:
+                last[name] = f"Ready only by a heartbeat from before its kubelet started ({cond['lastHeartbeatTime']})"
             elif cond.get("status") == "True":
                 last.pop(name, None)
             else:
@@ -298,12 +305,14 @@ def restore_cmd(
     running = kubelet_pid(layout, node)
     if running is not None:
         typer.echo(f"{node}: kubelet already running (pid {running})")
+        since = None
     else:
+        since = time.time()
         pid = start_kubelet(layout, node)
         typer.echo(f"{node}: kubelet started (pid {pid})")
     if wait:
         try:
-            wait_ready(layout, [node], timeout)
+            wait_ready(layout, [node], timeout, since)
         except RuntimeError as exc:
             raise _fail(str(exc), 1) from None
         typer.echo(f"{node}: Ready")

@@ -3,8 +3,9 @@
 ``kubesim_cluster`` (session) runs ``python -m kubesim up --state <tmp> --nodes 3`` with shortened
 periods (:data:`CLUSTER_FLAGS`) and ``down`` at teardown, even when tests fail. It yields a
 :class:`Cluster` with ``.state_dir``, ``.kubeconfig``, ``.client`` (:class:`kubesim.client.Client`),
-``.api`` (a ``kubernetes`` ApiClient), ``.nodes`` and ``.run(...)`` for ``kubesim`` CLI commands
-(``cluster.run("node", "crash", "kubesim-worker2")``). ``namespace`` (function) creates a unique
+``.api`` (a ``kubernetes`` ApiClient), ``.nodes``, ``.run(...)`` for ``kubesim`` CLI commands
+(``cluster.run("node", "crash", "kubesim-worker2")``) and ``.heal()`` (restore crashed nodes,
+uncordon all: call it after a test that breaks nodes). ``namespace`` (function) creates a unique
 namespace on it and deletes it afterwards. Helpers K2-K5 rely on these names.
 
 The cluster is skipped (with the reason printed) only while ``kubesim.kubelet`` has no
@@ -51,6 +52,17 @@ class Cluster:
         if check and proc.returncode != 0:
             raise AssertionError(f"kubesim {' '.join(args)} failed ({proc.returncode}): {proc.stdout}{proc.stderr}")
         return proc
+
+
+    def heal(self) -> None:
+        """Undo node faults a test left behind: restart crashed kubelets (waiting for Ready), uncordon every node.
+
+        Call it in a test's ``finally`` after ``node crash`` / ``kubectl cordon|drain`` so later tests
+        see three schedulable, Ready nodes.
+        """
+        for node in self.nodes:
+            self.run("node", "restore", node)
+            self.client.patch("nodes", node, {"spec": {"unschedulable": None}})
 
 
 def kubelet_available() -> bool:

@@ -263,3 +263,14 @@ def test_kubectl_logs_shows_a_real_containers_output_and_previous_instance(kubes
     tenacity.Retrying(stop=tenacity.stop_before_delay(30), wait=tenacity.wait_fixed(0.1), reraise=True,
                       retry=tenacity.retry_if_result(lambda ok: not ok))(lambda: running(1))
     assert logs("--previous") == "started talker\n"
+
+
+def test_heal_brings_a_crashed_and_cordoned_node_back(kubesim_cluster: Any) -> None:
+    kubesim_cluster.run("node", "crash", "kubesim-worker3")
+    kubesim_cluster.client.patch("nodes", "kubesim-worker2", {"spec": {"unschedulable": True}})
+    assert "kubesim-worker3      stopped" in kubesim_cluster.run("node", "list").stdout
+    kubesim_cluster.heal()
+    listed = kubesim_cluster.run("node", "list").stdout
+    assert "stopped" not in listed
+    for node in kubesim_cluster.nodes:
+        assert not kubesim_cluster.client.get("nodes", node).get("spec", {}).get("unschedulable")
