@@ -15,7 +15,6 @@ The cluster is skipped (with the reason printed) only while ``kubesim.kubelet`` 
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import subprocess
 import sys
 import uuid
@@ -23,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import kubelet_guard
 import pytest
 
 from kubesim import client
@@ -65,16 +65,9 @@ class Cluster:
             self.client.patch("nodes", node, {"spec": {"unschedulable": None}})
 
 
-def kubelet_available() -> bool:
-    return importlib.util.find_spec("kubesim.kubelet.__main__") is not None
-
-
 @pytest.fixture(scope="session")
 def kubesim_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    if not kubelet_available():
-        reason = "kubesim.kubelet has no __main__ yet (helper K5): the 3-node cluster cannot start"
-        print(f"\nSKIP kubesim_cluster: {reason}")
-        pytest.skip(reason)
+    kubelet_guard.require_kubelet()
     from kubernetes import config
 
     state_dir = tmp_path_factory.mktemp("kubesim-cluster")

@@ -274,3 +274,36 @@ def test_heal_brings_a_crashed_and_cordoned_node_back(kubesim_cluster: Any) -> N
     assert "stopped" not in listed
     for node in kubesim_cluster.nodes:
         assert not kubesim_cluster.client.get("nodes", node).get("spec", {}).get("unschedulable")
+
+
+def test_control_plane_sigkill_and_up_resumes_controllers_and_kubelets(tmp_path: Path) -> None:
+    """A9 + E5 at the process level: after a SIGKILL of the control plane, `up` restarts it; the running
+    kubelet reconnects, the controllers re-list, and a pod created afterwards is scheduled and runs."""
+    from kubelet_guard import require_kubelet
+
+    require_kubelet()
+    state_dir = tmp_path / "restart"
+    try:
+        up = kubesim(state_dir, "up", "--port", "0", "--nodes", "1", "--node-monitor-grace", "4s")
+        assert up.returncode == 0, up.stderr
+        api = client.Client.from_state(state_dir)
+        control_plane = int(components(state_dir)["apiserver"]["pid"])  # type: ignore[call-overload]
+        kubelet = int(components(state_dir)["kubelet/kubesim-worker"]["pid"])  # type: ignore[call-overload]
+        os.kill(control_plane, signal.SIGKILL)
+        tenacity.Retrying(stop=tenacity.stop_before_delay(5), wait=tenacity.wait_fixed(0.05), reraise=True,
+                          retry=tenacity.retry_if_result(bool))(lambda: alive(control_plane))
+        again = kubesim(state_dir, "up")
+        assert again.returncode == 0, again.stderr
+        assert int(components(state_dir)["kubelet/kubesim-worker"]["pid"]) == kubelet  # type: ignore[call-overload]
+        api = client.Client.from_state(state_dir)
+        api.create("pods", {"metadata": {"name": "after"}, "spec": {"containers": [
+            {"name": "main", "image": "registry.k8s.io/pause:3.10"}]}}, "default")
+
+        def phase() -> str:
+            return str((api.get("pods", "after", "default").get("status") or {}).get("phase"))
+
+        tenacity.Retrying(stop=tenacity.stop_before_delay(30), wait=tenacity.wait_fixed(0.1), reraise=True,
+                          retry=tenacity.retry_if_result(lambda p: p != "Running"))(phase)
+        assert api.get("pods", "after", "default")["spec"]["nodeName"] == "kubesim-worker"
+    finally:
+        kubesim(state_dir, "down", "--grace", "5")
