@@ -90,7 +90,7 @@ def up(  # noqa: PLR0917 - typer maps each parameter to an option
                                                    "default: as recorded by the previous up, else 0)")] = None,
     controllers: Annotated[str | None, typer.Option(
         help="controllers to run: all, none or a comma list (default: all with --nodes, none without)")] = None,
-    node_monitor_grace: Annotated[str | None, typer.Option(help="silent node -> Ready=Unknown after (40s)")] = None,
+    node_monitor_grace: Annotated[str | None, typer.Option(help="silent node -> Ready=Unknown after (50s)")] = None,
     node_monitor_period: Annotated[str | None, typer.Option(help="node health re-check period (5s)")] = None,
     node_status_interval: Annotated[str | None, typer.Option(help="kubelet heartbeat period (10s)")] = None,
     toleration_seconds: Annotated[int | None, typer.Option(

@@ -8,10 +8,8 @@ restarted component (``kubesim node restore``, a control-plane restart) therefor
 periods as the cluster it rejoins.
 
 Defaults are upstream's (kube-controller-manager, kubelet, kube-apiserver flags):
-node-monitor-period 5s, node-monitor-grace-period 40s (kubelet/controller-manager ≤1.31; 1.32
-raised it to 50s — we keep 40s because kind's clusters our scenarios compare against run with
-kubeadm defaults of the pinned version and the value only matters relative to the heartbeat),
-node-startup-grace-period 60s, default not-ready/unreachable toleration 300s, kubelet
+node-monitor-period 5s, node-monitor-grace-period 50s (40s before v1.29 raised it — kubernetes
+issue #121793 — and kubesim's kubelet reports v1.33), node-startup-grace-period 60s, default not-ready/unreachable toleration 300s, kubelet
 nodeStatusUpdateFrequency 10s and lease duration 40s (renewed every 10s), container restart
 backoff 10s doubling to 300s.
 """
@@ -42,7 +40,7 @@ class ControllerSettings:
 
     node_monitor_period: float = 5.0
     """How often node lifecycle re-checks node health (kube-controller-manager --node-monitor-period)."""
-    node_monitor_grace: float = 40.0
+    node_monitor_grace: float = 50.0
     """A node silent this long becomes Ready=Unknown (--node-monitor-grace-period)."""
     node_startup_grace: float = 60.0
     """A node that never reported gets this long before it is marked Unknown (--node-startup-grace-period)."""
