@@ -8,10 +8,10 @@ restarted component (``kubesim node restore``, a control-plane restart) therefor
 periods as the cluster it rejoins.
 
 Defaults are upstream's (kube-controller-manager, kubelet, kube-apiserver flags):
-node-monitor-period 5s, node-monitor-grace-period 50s (40s before v1.29 raised it — kubernetes
-issue #121793 — and kubesim's kubelet reports v1.33), node-startup-grace-period 60s, default not-ready/unreachable toleration 300s, kubelet
-nodeStatusUpdateFrequency 10s and lease duration 40s (renewed every 10s), container restart
-backoff 10s doubling to 300s.
+node-monitor-period 5s, node-monitor-grace-period 50s (40s before v1.29 raised it, kubernetes
+issue #121793; kubesim's kubelet reports v1.33), node-startup-grace-period 60s, default
+not-ready/unreachable toleration 300s, kubelet nodeStatusUpdateFrequency 10s and lease duration
+40s (renewed every 10s), container restart backoff 10s doubling to 300s.
 """
 
 from __future__ import annotations
