@@ -14,6 +14,8 @@ import k4_support as ks
 import pytest
 
 VIOLATION = "Cannot evict pod as it would violate the pod's disruption budget."
+BLOCKED_TIMEOUT = "3s"
+"""kubectl gives up at its global timeout even while an eviction goroutine sleeps its 5 s before retrying."""
 WRITE_ONCE = ["sh", "-c", 'test -f /data/marker || echo "written on $NODE_NAME" > /data/marker; '
               "cat /data/marker; exec sleep 3600"]
 
@@ -48,7 +50,7 @@ def test_drain_of_two_budgeted_bare_pods_evicts_one_and_reports_the_real_429_for
     ks.await_value("budget allows one disruption", lambda: api.get("poddisruptionbudgets", "solo", namespace),
                    lambda pdb: (pdb.get("status") or {}).get("disruptionsAllowed") == 1, timeout=10)
     with kc.uncordoned_after(kubesim_cluster, node):
-        drained = _drain(kubesim_cluster, node, "solo", "7s", "--force")
+        drained = _drain(kubesim_cluster, node, "solo", BLOCKED_TIMEOUT, "--force")
     assert drained.returncode != 0, drained.stdout + drained.stderr
     assert VIOLATION in drained.stderr, drained.stderr
     left = [name for name in ("solo-a", "solo-b") if kc.is_ready(kc.pod_or_none(api, namespace, name))]
@@ -71,10 +73,10 @@ def test_drain_with_a_budget_evicts_one_pod_blocks_the_next_and_local_path_pod_w
     node_a, node_b = before["db-0"]["spec"]["nodeName"], before["db-1"]["spec"]["nodeName"]
 
     with kc.uncordoned_after(kubesim_cluster, node_a, node_b):
-        first = _drain(kubesim_cluster, node_a, "db", "30s" if node_a != node_b else "8s")
+        first = _drain(kubesim_cluster, node_a, "db", "30s" if node_a != node_b else BLOCKED_TIMEOUT)
         if node_a != node_b:
             assert first.returncode == 0, first.stdout + first.stderr
-            blocked = _drain(kubesim_cluster, node_b, "db", "8s")
+            blocked = _drain(kubesim_cluster, node_b, "db", BLOCKED_TIMEOUT)
         else:
             blocked = first  # both pods on one node: drain evicts them together, one of the two must wait
         assert blocked.returncode != 0, blocked.stdout + blocked.stderr

@@ -1,6 +1,6 @@
 """D2, B4: a crashed node on the real 3-node cluster (kubelet and containers SIGKILLed by `kubesim node crash`).
 
-The pods use 2 s not-ready/unreachable tolerations (set in the template, as a user could) so the
+The pods use 1 s not-ready/unreachable tolerations (set in the template, as a user could) so the
 eviction comes quickly; the cluster's node monitor grace is 4 s (K1's CLUSTER_FLAGS).
 """
 
@@ -14,7 +14,7 @@ import pytest
 
 from kubesim.controllers import nodelifecycle_logic as nl
 
-TOLERATE = 2
+TOLERATE = 1
 
 
 @pytest.fixture
