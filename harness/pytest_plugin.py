@@ -1,15 +1,31 @@
-"""The harness's pytest plugin: run-wide options, the seed, markers.
+"""The harness's pytest plugin: run-wide options, the seed, the session's cluster.
 
-Every option has an ini twin so a project can pin it in ``pyproject.toml``; the seed is
-printed in the header and kept in ``reports/.last-seed`` so ``--seed=last`` replays a run.
+Every option has an ini twin so a project can pin it in ``pyproject.toml`` (and an environment
+twin: ``HARNESS_CLUSTER``, ``HARNESS_KUBECONFIG``, ``HARNESS_CONTEXT``); precedence is marker >
+command line > environment > ini > default (harness.settings). The seed is printed in the header
+and kept in ``reports/.last-seed`` so ``--seed=last`` replays a run.
+
+The kubeconfig option is ``--harness-kubeconfig``, not ``--kubeconfig``: pytest-kind registers
+``--kubeconfig`` and the two would clash the day it is installed.
+
+Heavy imports (the kubernetes client, the clusters) happen inside the ``cluster`` fixture, so
+loading this plugin costs the unit tests nothing.
 """
 
 from __future__ import annotations
 
+import os
 import random
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+from harness import settings
+
+if TYPE_CHECKING:
+    from harness.clusters import base as cluster_base
 
 LAST_SEED_FILE = Path("reports") / ".last-seed"
 
@@ -23,6 +39,32 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="seed for every random choice (fault schedules, sizes); 'last' replays the previous run",
     )
     parser.addini("harness_seed", "default seed (see --seed)", default="")
+    group.addoption(
+        "--cluster",
+        dest="harness_cluster",
+        default=None,
+        metavar="KIND",
+        help=f"where scenarios run: {' or '.join(settings.CLUSTER_CHOICES)} (default {settings.DEFAULT_CLUSTER}; "
+        f"env {settings.ENV_CLUSTER})",
+    )
+    parser.addini("harness_cluster", "default for --cluster", default="")
+    group.addoption(
+        "--harness-kubeconfig",
+        dest="harness_kubeconfig",
+        default=None,
+        metavar="PATH",
+        help="kubeconfig of the existing cluster (default $KUBECONFIG, else ~/.kube/config; "
+        f"env {settings.ENV_KUBECONFIG})",
+    )
+    parser.addini("harness_kubeconfig", "default for --harness-kubeconfig", default="")
+    group.addoption(
+        "--harness-context",
+        dest="harness_context",
+        default=None,
+        metavar="NAME",
+        help=f"context of the existing cluster (default: the kubeconfig's current context; env {settings.ENV_CONTEXT})",
+    )
+    parser.addini("harness_context", "default for --harness-context", default="")
 
 
 def _resolve_seed(config: pytest.Config) -> int:
@@ -40,9 +82,22 @@ def _resolve_seed(config: pytest.Config) -> int:
     return random.SystemRandom().randrange(2**32)
 
 
+def _resolve_cluster(config: pytest.Config) -> settings.ClusterSettings:
+    names = ("cluster", "kubeconfig", "context")
+    try:
+        return settings.cluster_settings(
+            cli={n: config.getoption(f"harness_{n}") for n in names},
+            env=os.environ,
+            ini={n: str(config.getini(f"harness_{n}") or "") or None for n in names},
+        )
+    except settings.SettingsError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
 def pytest_configure(config: pytest.Config) -> None:
     seed = _resolve_seed(config)
     config.stash[SEED_KEY] = seed
+    config.stash[CLUSTER_KEY] = _resolve_cluster(config)
     try:
         LAST_SEED_FILE.parent.mkdir(parents=True, exist_ok=True)
         LAST_SEED_FILE.write_text(f"{seed}\n")
@@ -50,8 +105,15 @@ def pytest_configure(config: pytest.Config) -> None:
         pass  # a read-only checkout can still run; only --seed=last needs the file
 
 
-def pytest_report_header(config: pytest.Config) -> str:
-    return f"harness seed: {config.stash[SEED_KEY]} (replay with --seed={config.stash[SEED_KEY]})"
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    chosen = config.stash[CLUSTER_KEY]
+    where: str = chosen.kind
+    if chosen.kind == "existing":
+        where += f" (kubeconfig {chosen.kubeconfig or 'default'}, context {chosen.context or 'current'})"
+    return [
+        f"harness seed: {config.stash[SEED_KEY]} (replay with --seed={config.stash[SEED_KEY]})",
+        f"harness cluster: {where} (from {chosen.sources.get('cluster', 'default')})",
+    ]
 
 
 @pytest.fixture(scope="session")
@@ -60,4 +122,46 @@ def harness_seed(pytestconfig: pytest.Config) -> int:
     return pytestconfig.stash[SEED_KEY]
 
 
+@pytest.fixture(scope="session")
+def cluster_settings(pytestconfig: pytest.Config) -> settings.ClusterSettings:
+    """Which cluster the session runs against, and where each choice came from."""
+    return pytestconfig.stash[CLUSTER_KEY]
+
+
+@pytest.fixture(scope="session")
+def cluster(
+    cluster_settings: settings.ClusterSettings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[cluster_base.Cluster]:
+    """The session's cluster, started once (the embedded one with shortened periods) and stopped
+    at the end of the session — also after a failure or Ctrl-C.
+
+    A cluster that cannot run on this machine at all (:class:`ClusterUnavailable`) skips with its
+    reason printed; any other start failure is an error with the cluster's log tails printed.
+    """
+    from harness.clusters import base, factory
+
+    made = factory.make(cluster_settings, state_dir=tmp_path_factory.mktemp("kubesim-state"))
+    print(f"\nstarting the {made.kind} cluster for this session")
+    try:
+        try:
+            made.start()
+        except base.ClusterUnavailable as exc:
+            if exc.details:
+                print(exc.details)
+            print(f"SKIP (cluster unavailable): {exc}")
+            pytest.skip(f"cluster unavailable: {exc}")
+        except base.ClusterError as exc:
+            if exc.details:
+                print(exc.details)
+            pytest.fail(f"cluster did not start: {exc}", pytrace=False)
+        print(f"cluster ready: {made.describe()}")
+        yield made
+    finally:
+        try:
+            made.stop()
+        except base.ClusterError as exc:
+            print(f"WARNING: {exc}")
+
+
 SEED_KEY = pytest.StashKey[int]()
+CLUSTER_KEY = pytest.StashKey[settings.ClusterSettings]()
