@@ -9,6 +9,7 @@ timing) is the kubelet's own.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
 import os
 import signal
@@ -54,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     node_dir.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(filename=str(node_dir / "kubelet.log"), level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(threadName)s %(message)s")
+    # `kill -USR1 <kubelet pid>` dumps every thread's stack into kubelet.log (what is it waiting for?)
+    dump = open(node_dir / "kubelet.log", "a")  # noqa: SIM115 - lives as long as the process
+    faulthandler.register(signal.SIGUSR1, file=dump, all_threads=True)
     try:
         api = kclient.Client.from_state(state_dir)
     except (OSError, ValueError) as exc:

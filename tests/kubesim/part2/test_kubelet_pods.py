@@ -1,0 +1,341 @@
+"""The process kubelet through the Kubernetes API only (E1-E5), on K1's 3-node ``kubesim_cluster``.
+
+Pods are bound by ``spec.nodeName`` (no scheduler involved). Each test names the sim-spec IDs it
+covers. The cluster runs with CrashLoopBackOff base 1 s / cap 8 s.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import tenacity
+
+from kubesim import client
+
+Obj = dict[str, Any]
+T = TypeVar("T")
+NODE = "kubesim-worker2"
+
+
+def await_(what: str, probe: Callable[[], T], check: Callable[[T], bool], timeout: float = 20.0) -> T:
+    """Poll ``probe`` until ``check`` holds; the failure names what was awaited and the last value."""
+    last: list[T] = []
+
+    def attempt() -> T:
+        value = probe()
+        last[:] = [value]
+        if not check(value):
+            raise AssertionError("not yet")
+        return value
+
+    try:
+        return tenacity.Retrying(stop=tenacity.stop_before_delay(timeout), wait=tenacity.wait_fixed(0.1),
+                                 reraise=True)(attempt)
+    except AssertionError:
+        raise AssertionError(f"timed out after {timeout}s awaiting {what}; last seen: {last[:1]!r}") from None
+
+
+def _pod(name: str, containers: list[Obj], **spec: Any) -> Obj:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"nodeName": NODE, "terminationGracePeriodSeconds": 5, "containers": containers, **spec}}
+
+
+def _get(cluster: Any, ns: str, name: str) -> Obj:
+    return cluster.client.get("pods", name, ns)
+
+
+def _ready(pod: Obj) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (pod.get("status") or {}).get("conditions") or [])
+
+
+def _cstatus(pod: Obj, name: str = "c") -> Obj:
+    return next((c for c in (pod.get("status") or {}).get("containerStatuses") or [] if c["name"] == name), {})
+
+
+def _gone(cluster: Any, ns: str, name: str) -> bool:
+    try:
+        cluster.client.get("pods", name, ns)
+    except client.NotFound:
+        return True
+    return False
+
+
+def _containers_json(cluster: Any, node: str) -> dict[str, Obj]:
+    path = Path(cluster.state_dir) / "nodes" / node / "containers.json"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return False
+    return fields[0] != "Z"
+
+
+def _events(cluster: Any, ns: str, pod: str) -> list[Obj]:
+    items, _ = cluster.client.list("events", ns, field_selector=f"involvedObject.name={pod}")
+    return items
+
+
+def test_pause_pod_runs_gets_its_own_ip_is_ready_and_deletion_sigterms_it(kubesim_cluster: Any,
+                                                                           namespace: str) -> None:
+    """E1 (process, pod IP, hostIP), E3 (Ready without probes, container status), E2 (delete)."""
+    cluster = kubesim_cluster
+    started = time.monotonic()
+    cluster.client.create("pods", _pod("pause", [{"name": "c", "image": "registry.k8s.io/pause:3.10"}]), namespace)
+    pod = await_("pause pod Ready", lambda: _get(cluster, namespace, "pause"), _ready)
+    ready_after = time.monotonic() - started
+    st = pod["status"]
+    assert st["phase"] == "Running"
+    assert st["podIP"].startswith("127.12.")  # kubesim-worker2 owns 127.12.0.0/16
+    assert st["podIPs"] == [{"ip": st["podIP"]}]
+    assert st["hostIP"] == "127.12.0.1"
+    cs = _cstatus(pod)
+    assert cs["ready"]
+    assert cs["started"]
+    assert cs["restartCount"] == 0
+    assert cs["containerID"].startswith("kubesim://")
+    assert "running" in cs["state"]
+    assert {c["type"] for c in st["conditions"]} >= {"PodScheduled", "Initialized", "ContainersReady", "Ready",
+                                                     "PodReadyToStartContainers"}
+    entry = _containers_json(cluster, NODE)[f"{namespace}/pause/c"]
+    assert _alive(entry["pid"])
+    assert _alive(entry["pgid"])
+    print(f"pause pod create -> Ready: {ready_after:.2f}s")
+    started = time.monotonic()
+    cluster.client.delete("pods", "pause", namespace)
+    await_("pause pod removed", lambda: _gone(cluster, namespace, "pause"), bool)
+    # pause exits on SIGTERM at once: far below the 5 s grace period
+    assert time.monotonic() - started < 4
+    assert not _alive(entry["pid"])
+    assert not _alive(entry["pgid"])
+    reasons = [e["reason"] for e in _events(cluster, namespace, "pause")]
+    assert {"Pulled", "Created", "Started", "Killing"} <= set(reasons)
+
+
+def test_container_ignoring_sigterm_is_killed_after_the_grace_period(kubesim_cluster: Any, namespace: str) -> None:
+    """E2: a shell as PID 1 ignores SIGTERM (as in a real container); SIGKILL after the grace period."""
+    cluster = kubesim_cluster
+    pod = _pod("stubborn", [{"name": "c", "image": "busybox:1.36", "command": ["sh", "-c", "sleep 3600"]}],
+               terminationGracePeriodSeconds=2)
+    cluster.client.create("pods", pod, namespace)
+    await_("stubborn pod Ready", lambda: _get(cluster, namespace, "stubborn"), _ready)
+    started = time.monotonic()
+    cluster.client.delete("pods", "stubborn", namespace)
+    await_("stubborn pod removed", lambda: _gone(cluster, namespace, "stubborn"), bool, timeout=15)
+    took = time.monotonic() - started
+    assert 1.8 <= took < 6, f"removal took {took:.1f}s with a 2 s grace period"
+
+
+def test_crashing_container_shows_crashloopbackoff_with_growing_restart_count(kubesim_cluster: Any,
+                                                                              namespace: str) -> None:
+    """E3: restartCount, lastState.terminated, CrashLoopBackOff wording, BackOff events; E4 per-restart logs."""
+    cluster = kubesim_cluster
+    cluster.client.create("pods", _pod("crash", [{"name": "c", "image": "busybox",
+                                                  "command": ["sh", "-c", "echo attempt; exit 3"]}]), namespace)
+    pod = await_("CrashLoopBackOff after two restarts", lambda: _get(cluster, namespace, "crash"),
+                 lambda p: _cstatus(p).get("restartCount", 0) >= 2
+                 and (_cstatus(p).get("state") or {}).get("waiting", {}).get("reason") == "CrashLoopBackOff")
+    cs = _cstatus(pod)
+    last = cs["lastState"]["terminated"]
+    assert last["exitCode"] == 3
+    assert last["reason"] == "Error"
+    message = cs["state"]["waiting"]["message"]
+    uid = pod["metadata"]["uid"]
+    assert message.startswith("back-off ")
+    assert message.endswith(f"restarting failed container=c pod=crash_{namespace}({uid})")
+    assert pod["status"]["phase"] == "Running"
+    assert not _ready(pod)
+    later = await_("restartCount grows", lambda: _get(cluster, namespace, "crash"),
+                   lambda p: _cstatus(p).get("restartCount", 0) > cs["restartCount"])
+    assert _cstatus(later)["restartCount"] > cs["restartCount"]
+    log_dir = Path(cluster.state_dir) / "nodes" / NODE / "pods" / f"{namespace}_crash_{uid}" / "c"
+    assert (log_dir / "0.log").read_text() == "attempt\n"
+    assert (log_dir / "1.log").read_text() == "attempt\n"
+    assert any(e["reason"] == "BackOff" and e["type"] == "Warning" for e in _events(cluster, namespace, "crash"))
+
+
+def test_unknown_image_gives_errimagepull_then_imagepullbackoff(kubesim_cluster: Any, namespace: str) -> None:
+    """Bad input: an image kubesim cannot run gets the real pull-failure statuses and events."""
+    cluster = kubesim_cluster
+    _, rv = cluster.client.list("pods", namespace)
+    cluster.client.create("pods", _pod("noimg", [{"name": "c", "image": "example.invalid/nope:1"}]), namespace)
+    reasons: list[str] = []
+    deadline = time.monotonic() + 20
+    stream = cluster.client.watch("pods", namespace, resource_version=rv, field_selector="metadata.name=noimg",
+                                  timeout_seconds=20)
+    try:
+        for _, obj in stream:
+            reason = ((_cstatus(obj).get("state") or {}).get("waiting") or {}).get("reason")
+            if reason and (not reasons or reasons[-1] != reason):
+                reasons.append(str(reason))
+            # pulled, backed off, pulled again after the back-off, backed off again
+            if reasons[-4:] == ["ErrImagePull", "ImagePullBackOff", "ErrImagePull", "ImagePullBackOff"]:
+                break
+            assert time.monotonic() < deadline, f"reasons seen so far: {reasons}"
+    finally:
+        stream.close()
+    assert reasons[-4:] == ["ErrImagePull", "ImagePullBackOff", "ErrImagePull", "ImagePullBackOff"], reasons
+    assert set(reasons) <= {"ContainerCreating", "ErrImagePull", "ImagePullBackOff"}
+    pod = _get(cluster, namespace, "noimg")
+    assert pod["status"]["phase"] == "Pending"
+    events = _events(cluster, namespace, "noimg")
+    failed = [e["message"] for e in events if e["reason"] == "Failed"]
+    assert any(m.startswith('Failed to pull image "example.invalid/nope:1": ') for m in failed)
+    assert "Error: ErrImagePull" in failed
+    assert any(e["reason"] == "BackOff" and e["message"] == 'Back-off pulling image "example.invalid/nope:1"'
+               for e in events)
+
+
+def test_missing_command_is_run_container_error_with_exit_code_128(kubesim_cluster: Any, namespace: str) -> None:
+    cluster = kubesim_cluster
+    cluster.client.create("pods", _pod("nocmd", [{"name": "c", "image": "busybox", "command": ["no-such-cmd"]}]),
+                          namespace)
+    pod = await_("StartError recorded", lambda: _get(cluster, namespace, "nocmd"),
+                 lambda p: bool((_cstatus(p).get("lastState") or {}).get("terminated")))
+    last = _cstatus(pod)["lastState"]["terminated"]
+    assert last["exitCode"] == 128
+    assert last["reason"] == "StartError"
+    assert 'exec: "no-such-cmd": executable file not found in $PATH' in last["message"]
+
+
+def test_unsupported_volume_is_failedmount_and_the_kubelet_keeps_serving(kubesim_cluster: Any,
+                                                                         namespace: str) -> None:
+    cluster = kubesim_cluster
+    pod = _pod("badvol", [{"name": "c", "image": "registry.k8s.io/pause:3.10",
+                           "volumeMounts": [{"name": "v", "mountPath": "/v"}]}],
+               volumes=[{"name": "v", "nfs": {"server": "nfs.example", "path": "/x"}}])
+    cluster.client.create("pods", pod, namespace)
+    await_("FailedMount event", lambda: _events(cluster, namespace, "badvol"),
+           lambda evs: any(e["reason"] == "FailedMount" and "not supported" in e["message"] for e in evs))
+    got = _get(cluster, namespace, "badvol")
+    assert _cstatus(got)["state"]["waiting"]["reason"] == "ContainerCreating"
+    assert got["status"]["phase"] == "Pending"
+    cluster.client.create("pods", _pod("fine", [{"name": "c", "image": "registry.k8s.io/pause:3.10"}]), namespace)
+    await_("a later pod on the same node Ready", lambda: _get(cluster, namespace, "fine"), _ready)
+
+
+def test_host_port_taken_on_the_node_rejects_the_second_pod(kubesim_cluster: Any, namespace: str) -> None:
+    cluster = kubesim_cluster
+    port = [{"containerPort": 80, "hostPort": 18080, "protocol": "TCP"}]
+    cluster.client.create("pods", _pod("hp1", [{"name": "c", "image": "registry.k8s.io/pause:3.10",
+                                                "ports": port}]), namespace)
+    await_("first host-port pod Ready", lambda: _get(cluster, namespace, "hp1"), _ready)
+    cluster.client.create("pods", _pod("hp2", [{"name": "c", "image": "registry.k8s.io/pause:3.10",
+                                                "ports": port}]), namespace)
+    pod = await_("second pod rejected", lambda: _get(cluster, namespace, "hp2"),
+                 lambda p: (p.get("status") or {}).get("phase") == "Failed")
+    assert pod["status"]["reason"] == "NodePorts"
+    assert pod["status"]["message"] == ("Pod was rejected: Predicate NodePorts failed: node(s) didn't have free "
+                                        "ports for the requested pod ports")
+
+
+def test_writer_image_serves_readyz_on_its_pod_ip_with_its_volume_at_data(kubesim_cluster: Any, namespace: str,
+                                                                          tmp_path: Path) -> None:
+    """E1: ckpt-writer image, downward-API env (LISTEN_HOST from status.podIP), hostPath at /data, readiness."""
+    cluster = kubesim_cluster
+    data = tmp_path / "data"
+    data.mkdir()
+    data.chmod(0o777)
+    assert not Path("/data").exists() or Path("/data").is_dir()
+
+    def field(name: str, path: str) -> Obj:
+        return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
+
+    container = {
+        "name": "writer", "image": "ckpt-writer:test", "imagePullPolicy": "IfNotPresent",
+        "command": ["harness", "writer", "serve", "--data-dir", "/data"],
+        "ports": [{"name": "http", "containerPort": 8080}],
+        "env": [field("POD_NAME", "metadata.name"), field("POD_NAMESPACE", "metadata.namespace"),
+                field("LISTEN_HOST", "status.podIP"), {"name": "LISTEN_PORT", "value": "8080"},
+                {"name": "STATEFULSET_NAME", "value": "w"}],
+        "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+        "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 2, "failureThreshold": 2},
+    }
+    pod = _pod("w-0", [container], volumes=[{"name": "data", "hostPath": {"path": str(data), "type": "Directory"}}],
+               securityContext={"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001, "fsGroup": 10001})
+    started = time.monotonic()
+    cluster.client.create("pods", pod, namespace)
+    got = await_("writer Ready", lambda: _get(cluster, namespace, "w-0"), _ready, timeout=30)
+    print(f"writer pod create -> Ready: {time.monotonic() - started:.2f}s")
+    ip = got["status"]["podIP"]
+    with urllib.request.urlopen(f"http://{ip}:8080/readyz", timeout=5) as resp:
+        assert resp.status == 200
+    assert any(p.name != "lost+found" for p in data.iterdir()), "the writer wrote nothing into its volume"
+    assert not Path("/data").exists() or Path("/data").is_dir()
+
+
+def test_kubelet_sigkilled_takes_its_containers_and_a_restarted_one_resumes_the_pod(kubesim_cluster: Any,
+                                                                                    namespace: str) -> None:
+    """E5: no orphan process after a kubelet SIGKILL; restore restarts the container with restartCount+1."""
+    cluster = kubesim_cluster
+    node = "kubesim-worker3"
+    pod = _pod("survivor", [{"name": "c", "image": "busybox",
+                             "command": ["sh", "-c", "sleep 3600 & sleep 3600"]}])
+    pod["spec"]["nodeName"] = node
+    cluster.client.create("pods", pod, namespace)
+    before = await_("survivor Ready", lambda: _get(cluster, namespace, "survivor"), _ready)
+    entry = _containers_json(cluster, node)[f"{namespace}/survivor/c"]
+    children = Path(f"/proc/{entry['pid']}/task/{entry['pid']}/children").read_text().split()
+    pids = [entry["pid"], entry["pgid"], *map(int, children)]
+    state = json.loads((Path(cluster.state_dir) / "state.json").read_text())
+    kubelet_pid = state["components"][f"kubelet/{node}"]["pid"]
+    os.kill(kubelet_pid, signal.SIGKILL)  # not `node crash`: PDEATHSIG + the PID namespace must do it alone
+    await_("all container processes gone", lambda: [p for p in pids if _alive(p)], lambda alive: not alive)
+    cluster.run("node", "restore", node)
+    after = await_("survivor restarted and Ready", lambda: _get(cluster, namespace, "survivor"),
+                   lambda p: _ready(p) and _cstatus(p).get("restartCount", 0) == 1, timeout=30)
+    assert after["status"]["podIP"] == before["status"]["podIP"]
+    assert _cstatus(after)["lastState"]["terminated"]["exitCode"] == 137
+    assert _cstatus(after)["containerID"] != _cstatus(before)["containerID"]
+
+
+def test_deletion_requested_while_the_kubelet_is_down_is_finished_when_it_returns(kubesim_cluster: Any,
+                                                                                   namespace: str) -> None:
+    """E5 + E2: a pod deleted during a node crash stays Terminating and goes once the kubelet is back."""
+    cluster = kubesim_cluster
+    node = "kubesim-worker3"
+    pod = _pod("late", [{"name": "c", "image": "registry.k8s.io/pause:3.10"}])
+    pod["spec"]["nodeName"] = node
+    cluster.client.create("pods", pod, namespace)
+    await_("late Ready", lambda: _get(cluster, namespace, "late"), _ready)
+    cluster.run("node", "crash", node)
+    cluster.client.delete("pods", "late", namespace)
+    got = _get(cluster, namespace, "late")
+    assert got["metadata"].get("deletionTimestamp")
+    cluster.run("node", "restore", node)
+    await_("late removed after restore", lambda: _gone(cluster, namespace, "late"), bool, timeout=30)
+
+
+def test_pod_logs_are_readable_with_kubectl(kubesim_cluster: Any, namespace: str) -> None:
+    """E4 through pods/log (K1 wires the API server's log source to the kubelet's files)."""
+    cluster = kubesim_cluster
+    word = uuid.uuid4().hex
+    cluster.client.create("pods", _pod("talker", [{"name": "c", "image": "busybox",
+                                                   "command": ["sh", "-c", f"echo {word}; sleep 3600"]}]), namespace)
+    await_("talker Ready", lambda: _get(cluster, namespace, "talker"), _ready)
+    kubectl = str(Path(sys.executable).parent / "kubectl")
+
+    def logs() -> str:
+        proc = subprocess.run([kubectl, "--kubeconfig", str(cluster.kubeconfig), "-n", namespace, "logs", "talker"],
+                              capture_output=True, text=True, timeout=30, check=False)
+        return proc.stdout + proc.stderr
+
+    out = await_("kubectl logs shows the output", logs, lambda text: word in text, timeout=10)
+    assert out.strip() == word
