@@ -239,11 +239,20 @@ class Scheduler:
         ready = claims.error is None and not claims.delayed and node is not None
         if ready and node is not None and sp.filter_volume_binding(node, claims, view) is None:
             return self._bind(pod, assumed.node)
-        if claims.error is not None or node is None or time.monotonic() - assumed.since > BIND_TIMEOUT:
+        reset = [vc.name_of(c) for c in claims.delayed
+                 if vc.annotations_of(c).get(vc.ANN_SELECTED_NODE) != assumed.node]
+        if claims.error is not None or node is None or reset or time.monotonic() - assumed.since > BIND_TIMEOUT:
             with self._lock:
                 self._assumed.pop(key, None)
-            reason = claims.error or (f'node "{assumed.node}" not found' if node is None
-                                      else "binding volumes: context deadline exceeded")
+            if claims.error is not None:
+                reason = claims.error
+            elif node is None:
+                reason = f'node "{assumed.node}" not found'
+            elif reset:
+                # checkBindings: the provisioner gave the claim back (e.g. its node vanished).
+                reason = f'binding volumes: selectedNode annotation reset for PVC "{reset[0]}"'
+            else:
+                reason = "binding volumes: context deadline exceeded"
             log.info("pod %s: giving up waiting for volumes on %s: %s", key, assumed.node, reason)
             self.recorder.warning(pod, "FailedScheduling", f"running PreBind plugin \"VolumeBinding\": {reason}")
             return INITIAL_BACKOFF

@@ -147,6 +147,14 @@ class Provisioner:
             if vc.uid_of(claim) in self._failed:
                 self._enqueue(claim)
 
+    def _node_exists(self, node: str) -> bool:
+        """A live check: the informer may lag a node that just registered."""
+        try:
+            self.api.get("nodes", node)
+        except client.NotFound:
+            return False
+        return True
+
     def reconcile(self, key: str) -> float | None:
         claim = self.claims.get_key(key)
         if claim is None or vc.is_deleting(claim) or vc.spec(claim).get("volumeName"):
@@ -162,10 +170,18 @@ class Provisioner:
         if self.volumes.get("", volume_name(claim)) is not None:
             return None
         node = vc.annotations_of(claim).get(vc.ANN_SELECTED_NODE) or None
+        if klass.wait_for_first_consumer and node is None:
+            return None  # shouldProvision: a delayed-binding claim waits for the scheduler's node
         recorder = self.recorders[klass.provisioner]
         why = refusal(claim, klass, node)
-        if why is None and node is not None and self.nodes.get("", node) is None:
-            why = f'failed to get target node: nodes "{node}" not found'
+        if why is None and node is not None and self.nodes.get("", node) is None and not self._node_exists(node):
+            # ProvisioningReschedule: give the claim back to the scheduler by dropping its node.
+            log.info("claim %s: selected node %s is gone; removing %s", key, node, vc.ANN_SELECTED_NODE)
+            recorder.warning(claim, "ProvisioningFailed", f'failed to get target node: nodes "{node}" not found')
+            self.api.patch("persistentvolumeclaims", vc.name_of(claim), {"metadata": {
+                "resourceVersion": vc.meta(claim).get("resourceVersion"),
+                "annotations": {vc.ANN_SELECTED_NODE: None}}}, vc.namespace_of(claim))
+            return None
         if why is not None:
             if self._failed.get(vc.uid_of(claim)) != why:
                 self._failed[vc.uid_of(claim)] = why

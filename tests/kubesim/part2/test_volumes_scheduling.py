@@ -369,3 +369,18 @@ def test_claim_of_an_unschedulable_pod_says_it_waits_for_that_pod(cluster: Clust
     assert scheduled(cluster.api, ns, "stuck") == "kubesim-worker"
     assert bound_volume(cluster.api, ns, "data")["metadata"]["annotations"][
         "local.path.provisioner/selected-node"] == "kubesim-worker"
+
+
+def test_claim_selected_for_a_vanished_node_is_given_back_to_the_scheduler(cluster: Cluster, ns: str) -> None:
+    """external-provisioner's ProvisioningReschedule: a missing node drops volume.kubernetes.io/selected-node."""
+    cluster.api.create("persistentvolumeclaims", {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {
+        "name": "data", "annotations": {"volume.kubernetes.io/selected-node": "kubesim-gone"}}, "spec": {
+        "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}, ns)
+    failed = wait_for("ProvisioningFailed for the vanished node",
+                      lambda: events(cluster.api, ns, "data", "ProvisioningFailed"))
+    assert failed == ['failed to get target node: nodes "kubesim-gone" not found']
+    make_pod(cluster.api, ns, "user", "data")
+    node = scheduled(cluster.api, ns, "user")
+    assert node in NODES
+    assert bound_volume(cluster.api, ns, "data")["metadata"]["annotations"][
+        "local.path.provisioner/selected-node"] == node
