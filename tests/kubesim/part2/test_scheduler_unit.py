@@ -259,3 +259,28 @@ def test_node_selector_terms_are_ored_and_empty_terms_match_nothing() -> None:
         {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["kubesim-worker"]}]}]}, n)
     assert not vc.node_selector_matches({"nodeSelectorTerms": [
         {"matchExpressions": [{"key": "zone", "operator": "DoesNotExist"}]}]}, n)
+
+
+def test_heartbeat_only_node_updates_do_not_count_as_schedulability_changes() -> None:
+    from kubesim.controllers import scheduler
+
+    before = node("kubesim-worker")
+    heartbeat = node("kubesim-worker")
+    heartbeat["status"]["conditions"][0]["lastHeartbeatTime"] = "2026-01-01T00:00:10Z"
+    assert scheduler.node_schedulability(before) == scheduler.node_schedulability(heartbeat)
+    for changed in (node("kubesim-worker", unschedulable=True), node("kubesim-worker", ready="Unknown"),
+                    node("kubesim-worker", labels={"disk": "ssd"}),
+                    node("kubesim-worker", taints=[{"key": "k", "effect": "NoSchedule"}])):
+        assert scheduler.node_schedulability(before) != scheduler.node_schedulability(changed)
+
+
+def test_only_unbound_live_default_scheduler_pods_are_pending() -> None:
+    from kubesim.controllers import scheduler
+
+    assert scheduler.is_pending(pod("p"))
+    assert not scheduler.is_pending(pod("p", node_name="kubesim-worker"))
+    assert not scheduler.is_pending(pod("p", phase="Failed"))
+    assert not scheduler.is_pending(pod("p", schedulerName="my-scheduler"))
+    dying = pod("p")
+    dying["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    assert not scheduler.is_pending(dying)
