@@ -46,9 +46,8 @@ class Cluster:
         self.state_dir = state_dir
 
 
-@pytest.fixture(scope="module")
-def cluster(kubesim_factory: Callable[..., Path]) -> Iterator[Cluster]:
-    kubeconfig = kubesim_factory()
+def api_only_cluster(kubeconfig: Path) -> Cluster:
+    """The StorageClass add-ons and three Ready nodes, no controllers yet."""
     state_dir = kubeconfig.parent.resolve()
     api = client.Client.from_kubeconfig(kubeconfig)
     controlplane.ensure_addons(api, state.Layout(state_dir))
@@ -57,18 +56,32 @@ def cluster(kubesim_factory: Callable[..., Path]) -> Iterator[Cluster]:
             "name": name, "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux"}}, "spec": {}})
         node["status"] = {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}]}
         api.update("nodes", node, subresource="status")
-    mgr = runtime.Manager(api, settings.ControllerSettings())
-    mgr.state_dir = state_dir  # type: ignore[attr-defined]
+    return Cluster(api, state_dir)
+
+
+def start_controllers(cluster: Cluster) -> runtime.Manager:
+    """K3's controllers on the runtime's Manager, as the control plane runs them."""
+    mgr = runtime.Manager(cluster.api, settings.ControllerSettings())
+    mgr.state_dir = cluster.state_dir  # type: ignore[attr-defined]
     for ctrl in (scheduler_ctrl.new_scheduler(), volumes_binder.new_binder(), volumes_provisioner.new_provisioner(),
                  volumes_reclaim.new_reclaimer(), volumes_protection.new_claim_protection(),
                  volumes_protection.new_volume_protection()):
         mgr.add(ctrl)
-    assert mgr.start(sync_timeout=20), "the scheduler and volume controllers' informers did not sync in 20s"
+    if not mgr.start(sync_timeout=20):
+        mgr.stop()
+        raise AssertionError("the scheduler and volume controllers' informers did not sync in 20s")
+    return mgr
+
+
+@pytest.fixture(scope="module")
+def cluster(kubesim_factory: Callable[..., Path]) -> Iterator[Cluster]:
+    plane = api_only_cluster(kubesim_factory())
+    mgr = start_controllers(plane)
     try:
-        yield Cluster(api, state_dir)
+        yield plane
     finally:
         mgr.stop()
-        api.close()
+        plane.api.close()
 
 
 @pytest.fixture
@@ -384,3 +397,39 @@ def test_claim_selected_for_a_vanished_node_is_given_back_to_the_scheduler(clust
     assert node in NODES
     assert bound_volume(cluster.api, ns, "data")["metadata"]["annotations"][
         "local.path.provisioner/selected-node"] == node
+
+
+# --- restart ---------------------------------------------------------------------------------
+
+
+def test_controllers_started_on_half_done_work_finish_it(kubesim_factory: Callable[..., Path]) -> None:
+    """A control plane killed mid-way resumes from the API alone: a claim already given a node and handed to
+    the provisioner gets its volume and the waiting pod lands there; a Released Delete volume whose storage
+    was not yet removed is reclaimed."""
+    plane = api_only_cluster(kubesim_factory())
+    ns = "restart"
+    plane.api.create("namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    plane.api.create("persistentvolumeclaims", {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {
+        "name": "data", "annotations": {"volume.kubernetes.io/selected-node": "kubesim-worker3",
+                                        "volume.kubernetes.io/storage-provisioner": "rancher.io/local-path"}},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}, ns)
+    make_pod(plane.api, ns, "waiting", "data")
+    leftover = plane.state_dir / "nodes" / "kubesim-worker" / "local-path" / "pvc-old_restart_gone"
+    leftover.mkdir(parents=True)
+    plane.api.create("persistentvolumes", {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {
+        "name": "pvc-old", "annotations": {"pv.kubernetes.io/provisioned-by": "rancher.io/local-path"}}, "spec": {
+        "storageClassName": "standard", "capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+        "persistentVolumeReclaimPolicy": "Delete", "hostPath": {"path": str(leftover)},
+        "claimRef": {"kind": "PersistentVolumeClaim", "namespace": ns, "name": "gone", "uid": "0000"}}})
+    mgr = start_controllers(plane)
+    try:
+        assert scheduled(plane.api, ns, "waiting") == "kubesim-worker3"
+        assert bound_volume(plane.api, ns, "data")["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"][0][
+            "matchExpressions"][0]["values"] == ["kubesim-worker3"]
+        wait_for("the leftover Released volume to be reclaimed",
+                 lambda: "pvc-old" not in {v["metadata"]["name"] for v in plane.api.list("persistentvolumes")[0]})
+        assert not leftover.exists()
+    finally:
+        force_delete(plane.api, ns, "waiting")
+        mgr.stop()
+        plane.api.close()
