@@ -351,6 +351,11 @@ class StatefulSetController:
                 return exc.message
             self._pod_event(sts, "delete", name, None)
             return None
+        if isinstance(op, ctl.ConflictingController):
+            self.recorder.warning(sts, "ConflictingController", f"PersistentVolumeClaim {op.claim_name} has a "
+                                  "conflicting OwnerReference that acts as a manging controller, the retention "
+                                  "policy is ignored for this claim")  # sic: upstream's wording, typo included
+            return None
         claim_name = su.name_of(op.claim)
         try:
             api.update("persistentvolumeclaims", op.claim)

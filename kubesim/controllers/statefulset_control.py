@@ -80,7 +80,14 @@ class UpdateClaim:
     pod_name: str
 
 
-Op = EnsureClaims | CreatePod | UpdatePod | DeletePod | UpdateClaim
+@dataclasses.dataclass(frozen=True)
+class ConflictingController:
+    """A claim managed by another controller: its retention policy is ignored (a Warning event upstream)."""
+
+    claim_name: str
+
+
+Op = EnsureClaims | CreatePod | UpdatePod | DeletePod | UpdateClaim | ConflictingController
 Task = tuple[Op, ...]
 
 
@@ -182,8 +189,11 @@ def _claims_ops_for_create(update_set: Mapping[str, Any], pod: Mapping[str, Any]
             to_create.append(fresh)
         elif su.is_terminating(existing):
             deleting.append(name)
-        elif not su.claim_owner_up_to_date(existing, update_set, pod):
-            updates.append(_claim_update(existing, update_set, pod))
+        else:
+            if su.has_unexpected_controller(existing, update_set, pod):
+                updates.append(ConflictingController(name))
+            if not su.claim_owner_up_to_date(existing, update_set, pod):
+                updates.append(_claim_update(existing, update_set, pod))
     ops: list[Op] = []
     if to_create or deleting:
         ops.append(EnsureClaims(su.name_of(pod), tuple(to_create), tuple(deleting), for_create))

@@ -576,3 +576,39 @@ def test_status_subresource_get_put_patch_observed_by_watch(api: client.Client, 
         replaced = apps.replace_namespaced_stateful_set_status("web", ns, current)
         assert replaced.status.conditions[0].message == "replaced by PUT"
         assert replaced.status.replicas == 1
+
+
+@pytest.mark.usefixtures("controller")
+def test_retention_leaves_a_claim_owned_by_another_controller_alone(api: client.Client, ns: str) -> None:
+    """B6 (F: PVC retention, other controller owns the claim): no pod ref, a ConflictingController warning."""
+    owner = api.create("configmaps", {"metadata": {"name": "owner"}, "data": {}}, ns)
+    foreign = {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner["metadata"]["uid"],
+               "controller": True}
+    api.create("persistentvolumeclaims", {"metadata": {"name": "data-web-1", "labels": {"app": "web"},
+                                                       "ownerReferences": [foreign]},
+                                          "spec": {"accessModes": ["ReadWriteOnce"],
+                                                   "resources": {"requests": {"storage": "1Mi"}}}}, ns)
+    with FakeKubelet(api, ns):
+        api.create("statefulsets", make_sts(replicas=2, claims=True, persistentVolumeClaimRetentionPolicy={
+            "whenDeleted": "Retain", "whenScaled": "Delete"}), ns)
+        observed(api, ns, readyReplicas=2)
+        scale(api, ns, 1)
+        wait_for("web-1 gone", lambda: pod_names(api, ns) == ["web-0"])
+    refs = api.get("persistentvolumeclaims", "data-web-1", ns)["metadata"]["ownerReferences"]
+    assert [r["uid"] for r in refs] == [owner["metadata"]["uid"]]
+    wait_for("ConflictingController warning", lambda: any(
+        e["reason"] == "ConflictingController" and "data-web-1" in e["message"] for e in api.list("events", ns)[0]))
+
+
+@pytest.mark.usefixtures("controller")
+def test_an_adopted_pod_condemned_by_scale_down_hands_its_claim_to_the_pod(api: client.Client, ns: str) -> None:
+    """B6 B7 (F: PVC retention after adopting pods): the orphaned web-1 is re-adopted, then owns its claim."""
+    with FakeKubelet(api, ns):
+        api.create("statefulsets", make_sts(replicas=2, claims=True, persistentVolumeClaimRetentionPolicy={
+            "whenDeleted": "Retain", "whenScaled": "Delete"}), ns)
+        observed(api, ns, readyReplicas=2)
+        pod1 = api.patch("pods", "web-1", {"metadata": {"ownerReferences": None}}, ns)
+        scale(api, ns, 1)
+        wait_for("web-1 gone", lambda: pod_names(api, ns) == ["web-0"])
+    refs = api.get("persistentvolumeclaims", "data-web-1", ns)["metadata"]["ownerReferences"]
+    assert [(r["kind"], r["uid"]) for r in refs] == [("Pod", pod1["metadata"]["uid"])]

@@ -380,3 +380,17 @@ def test_history_truncation_keeps_live_revisions_and_the_newest_history() -> Non
     live = {su.name_of(revs[0]), su.name_of(revs[5])}
     doomed = rv.revisions_to_delete(sts, revs, live)
     assert [r["revision"] for r in doomed] == [2, 3]
+
+
+def test_a_claim_another_controller_manages_keeps_its_owner_and_raises_a_warning() -> None:
+    """B6 (F: PVC retention when another controller owns the claim)."""
+    sts = make_set(replicas=1, when_deleted="Delete", when_scaled="Delete")
+    rev = revision_of(sts)
+    foreign = {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": "cm-uid", "controller": True}
+    claims = {"data-web-0": {"metadata": {"name": "data-web-0", "ownerReferences": [foreign]}}}
+    p = plan(sts, [], rev, claims=claims)
+    assert [type(op).__name__ for op in ops(p)] == ["ConflictingController", "CreatePod"]
+    condemned = running_pod(sts, 1, rev)
+    claims["data-web-1"] = {"metadata": {"name": "data-web-1", "ownerReferences": [foreign]}}
+    assert not [op for op in ops(plan(sts, [running_pod(sts, 0, rev), condemned], rev, claims=claims))
+                if isinstance(op, ctl.UpdateClaim)]
