@@ -9,6 +9,7 @@ pods whose deletion was requested meanwhile are finished.
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -44,6 +45,7 @@ class Kubelet:
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self._stream: kclient.WatchStream | None = None
+        self._listed_once = False
 
     def _event(self, obj: Obj, type_: str, reason: str, message: str) -> None:
         ref = {"kind": "Pod", "apiVersion": "v1", **obj}
@@ -105,7 +107,21 @@ class Kubelet:
             gone = [uid for uid in self.workers if uid not in seen]
         for uid in gone:
             self.remove(uid)
+        if not self._listed_once:
+            self._listed_once = True
+            self._remove_orphan_dirs(seen)
         return rv
+
+    def _remove_orphan_dirs(self, live_uids: set[str]) -> None:
+        """Directories of pods removed while no kubelet ran here (force-deleted during a crash)."""
+        pods_dir = self.node_dir / "pods"
+        if not pods_dir.is_dir():
+            return
+        for entry in pods_dir.iterdir():
+            uid = entry.name.rsplit("_", 1)[-1]
+            if entry.is_dir() and uid not in live_uids:
+                log.info("removing the directory of pod uid %s, which no longer exists", uid)
+                shutil.rmtree(entry, ignore_errors=True)
 
     def watch_pods(self) -> None:
         """List, then watch from the list's resourceVersion; re-list on 410 or a broken stream."""

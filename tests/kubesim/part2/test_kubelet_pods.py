@@ -339,3 +339,23 @@ def test_pod_logs_are_readable_with_kubectl(kubesim_cluster: Any, namespace: str
 
     out = await_("kubectl logs shows the output", logs, lambda text: word in text, timeout=10)
     assert out.strip() == word
+
+
+def test_exec_probes_run_inside_the_container_and_liveness_failure_restarts_it(kubesim_cluster: Any,
+                                                                               namespace: str) -> None:
+    """E3: exec readiness/liveness see the container's own volume; liveness failures restart it."""
+    cluster = kubesim_cluster
+    check = {"exec": {"command": ["test", "-f", "/probe/ok"]}, "periodSeconds": 1, "failureThreshold": 2}
+    container = {"name": "c", "image": "busybox",
+                 "command": ["sh", "-c", "touch /probe/ok; sleep 2; rm /probe/ok; sleep 3600"],
+                 "volumeMounts": [{"name": "p", "mountPath": "/probe"}],
+                 "readinessProbe": check, "livenessProbe": check}
+    pod = _pod("live", [container], volumes=[{"name": "p", "emptyDir": {}}], terminationGracePeriodSeconds=1)
+    cluster.client.create("pods", pod, namespace)
+    await_("ready through the exec probe", lambda: _get(cluster, namespace, "live"), _ready)
+    restarted = await_("restarted by the liveness probe", lambda: _get(cluster, namespace, "live"),
+                       lambda p: _cstatus(p).get("restartCount", 0) >= 1, timeout=20)
+    assert _cstatus(restarted)["lastState"]["terminated"]["exitCode"] == 137  # sh ignores SIGTERM as PID 1
+    messages = [(e["reason"], e["message"]) for e in _events(cluster, namespace, "live")]
+    assert ("Killing", "Container c failed liveness probe, will be restarted") in messages
+    assert any(r == "Unhealthy" and m.startswith("Liveness probe failed") for r, m in messages)
