@@ -199,6 +199,7 @@ class Client:
         self.host, self.port, self.token, self.timeout = host, port, token, timeout
         self._ssl = ssl.create_default_context(cadata=ca_pem.decode())
         self._local = threading.local()
+        self.port_file: Path | None = None
 
     # ----- construction -----------------------------------------------------------------------
 
@@ -212,7 +213,9 @@ class Client:
                 port = int(layout.port_file.read_text().strip())
             except (OSError, ValueError):
                 raise ValueError(f"{layout.root} has no listening port recorded; is kubesim up?") from None
-        return cls("127.0.0.1", port, layout.ca_cert.read_bytes(), layout.token.read_text().strip())
+        out = cls("127.0.0.1", port, layout.ca_cert.read_bytes(), layout.token.read_text().strip())
+        out.port_file = layout.port_file
+        return out
 
     @classmethod
     def from_kubeconfig(cls, path: Path) -> Client:
@@ -225,6 +228,11 @@ class Client:
     # ----- transport ----------------------------------------------------------------------------
 
     def _new_conn(self, timeout: float | None) -> http.client.HTTPSConnection:
+        if self.port_file is not None:
+            # A restarted control plane may listen on another port (its old one taken): follow the file it
+            # writes, so kubelets and other long-lived clients of a state directory reconnect by themselves.
+            with contextlib.suppress(OSError, ValueError):
+                self.port = int(self.port_file.read_text().strip())
         return http.client.HTTPSConnection(self.host, self.port, context=self._ssl, timeout=timeout)
 
     def _headers(self, content_type: str | None) -> dict[str, str]:

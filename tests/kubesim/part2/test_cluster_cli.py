@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -110,9 +112,27 @@ def test_up_after_a_control_plane_sigkill_restarts_only_it_with_the_recorded_sha
     os.kill(control_plane, signal.SIGKILL)
     tenacity.Retrying(stop=tenacity.stop_before_delay(5), wait=tenacity.wait_fixed(0.05), reraise=True,
                       retry=tenacity.retry_if_result(bool))(lambda: alive(control_plane))
-    again = kubesim(cluster_dir, "up", env=scripted_env)
+    layout = state.Layout(cluster_dir)
+    old_port = int(state.read_state(layout)["port"])
+    with socket.socket() as squatter:  # the port `up` will try first is taken: the control plane comes back elsewhere
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        recorded = state.read_state(layout)
+        recorded["port"] = squatter.getsockname()[1]  # (the dead server's own port lingers in TIME_WAIT)
+        state.write_state(layout, recorded)
+        again = kubesim(cluster_dir, "up", env=scripted_env)
+        restarted_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 1))
     assert again.returncode == 0, again.stderr
     assert "started" not in again.stdout.splitlines()[-1], "running kubelets must be left alone"
+    assert int(state.read_state(layout)["port"]) not in (old_port, recorded["port"])
+    api = client.Client.from_state(cluster_dir)
+
+    def heartbeats() -> list[str]:
+        return [next(c["lastHeartbeatTime"] for c in n["status"]["conditions"] if c["type"] == "Ready")
+                for n in api.list("nodes")[0]]
+
+    tenacity.Retrying(stop=tenacity.stop_before_delay(10), wait=tenacity.wait_fixed(0.1), reraise=True,
+                      retry=tenacity.retry_if_result(lambda beats: min(beats) < restarted_at))(heartbeats)
     after = components(cluster_dir)
     assert after["apiserver"]["pid"] != control_plane
     for node in ("kubelet/kubesim-worker", "kubelet/kubesim-worker2"):
