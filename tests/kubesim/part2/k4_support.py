@@ -127,6 +127,8 @@ def taint_keys(node: Obj) -> set[tuple[str, str]]:
     return {(t["key"], t["effect"]) for t in (node.get("spec") or {}).get("taints") or []}
 
 
-def events_for(api: client.Client, namespace: str, name: str) -> list[tuple[str, str, str]]:
-    items, _ = api.list("events", namespace, field_selector=f"involvedObject.name={name}")
+def events_for(api: client.Client, namespace: str, name: str, uid: str = "") -> list[tuple[str, str, str]]:
+    """(type, reason, message) of the events about ``name`` (only that incarnation when ``uid`` is given)."""
+    selector = f"involvedObject.name={name}" + (f",involvedObject.uid={uid}" if uid else "")
+    items, _ = api.list("events", namespace, field_selector=selector)
     return [(e.get("type", ""), e.get("reason", ""), e.get("message", "")) for e in items]

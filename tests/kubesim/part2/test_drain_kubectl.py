@@ -90,8 +90,11 @@ def test_drain_with_a_budget_evicts_one_pod_blocks_the_next_and_local_path_pod_w
         survivor = "db-1" if evicted == "db-0" else "db-0"
         assert kc.is_ready(pods[survivor]), "the budget must keep the other pod running"
         home = before[evicted]["spec"]["nodeName"]
+        waiting = ks.await_value(f"{evicted} recreated", lambda: kc.pod_or_none(api, namespace, evicted),
+                                 lambda p: p is not None and p["metadata"]["uid"] != before[evicted]["metadata"]["uid"],
+                                 timeout=20)
         ks.await_value(f"{evicted} FailedScheduling (volume pinned to cordoned {home})",
-                       lambda: ks.events_for(api, namespace, evicted),
+                       lambda: ks.events_for(api, namespace, evicted, waiting["metadata"]["uid"]),
                        lambda evs: any(reason == "FailedScheduling" for _t, reason, _m in evs), timeout=20)
         waiting = api.get("pods", evicted, namespace)
         assert waiting["status"].get("phase") == "Pending"

@@ -121,7 +121,8 @@ def test_force_deleting_a_pod_on_a_crashed_node_recreates_it_elsewhere_only_wher
             return
         pending = ks.await_value("vol-0 recreated", lambda: kc.pod_or_none(api, namespace, "vol-0"),
                                  lambda p: p is not None and p["metadata"]["uid"] != uid, timeout=20)
-        ks.await_value("FailedScheduling for the pinned volume", lambda: ks.events_for(api, namespace, "vol-0"),
+        ks.await_value("FailedScheduling for the pinned volume",
+                       lambda: ks.events_for(api, namespace, "vol-0", pending["metadata"]["uid"]),
                        lambda evs: any(reason == "FailedScheduling" for _t, reason, _m in evs), timeout=15)
         again = api.get("pods", "vol-0", namespace)
         assert again["metadata"]["uid"] == pending["metadata"]["uid"]
