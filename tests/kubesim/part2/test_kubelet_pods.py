@@ -359,3 +359,32 @@ def test_exec_probes_run_inside_the_container_and_liveness_failure_restarts_it(k
     messages = [(e["reason"], e["message"]) for e in _events(cluster, namespace, "live")]
     assert ("Killing", "Container c failed liveness probe, will be restarted") in messages
     assert any(r == "Unhealthy" and m.startswith("Liveness probe failed") for r, m in messages)
+
+
+def test_harness_statefulset_writers_serve_on_their_pod_ips_from_their_claims(kubesim_cluster: Any,
+                                                                              namespace: str) -> None:
+    """E1 end to end: the harness's own StatefulSet (PVC template on `standard`) becomes Ready."""
+    from harness.deploy import manifests
+    from harness.deploy import spec as deploy_spec
+
+    cluster = kubesim_cluster
+    sts = manifests.statefulset(deploy_spec.DeploySpec(name="kw", namespace=namespace, replicas=2, pdb=None,
+                                                       termination_grace_seconds=5)).body
+    started = time.monotonic()
+    cluster.client.create("statefulsets", sts, namespace)
+
+    def ready_pods() -> list[Obj]:
+        items, _ = cluster.client.list("pods", namespace, label_selector="app.kubernetes.io/instance=kw")
+        return [p for p in items if _ready(p)]
+
+    pods = await_("both writers Ready", ready_pods, lambda ps: len(ps) == 2, timeout=40)
+    print(f"2-replica OrderedReady writer StatefulSet create -> all Ready: {time.monotonic() - started:.2f}s")
+    for pod in pods:
+        ip = pod["status"]["podIP"]
+        with urllib.request.urlopen(f"http://{ip}:8080/readyz", timeout=5) as resp:
+            assert resp.status == 200
+        claim = cluster.client.get("persistentvolumeclaims", f"data-{pod['metadata']['name']}", namespace)
+        pv = cluster.client.get("persistentvolumes", claim["spec"]["volumeName"])
+        path = Path((pv["spec"].get("local") or pv["spec"].get("hostPath"))["path"])
+        assert any(path.iterdir()), f"writer {pod['metadata']['name']} left nothing in its volume {path}"
+    cluster.client.delete("statefulsets", "kw", namespace)
