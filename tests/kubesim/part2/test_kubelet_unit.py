@@ -333,3 +333,43 @@ def test_pause_image_exits_zero_on_sigterm(tmp_path: Path) -> None:
     assert isinstance(launched, containers.Process)  # returned after the handlers were installed
     launched.signal_main(signal.SIGTERM)
     assert launched.wait() == 0
+
+
+_SYSTEM_PYTHON = Path("/usr/bin/python3")
+
+
+@needs_root
+@pytest.mark.skipif(not _SYSTEM_PYTHON.exists() or not Path("/usr/bin/setpriv").exists(),
+                    reason="needs /usr/bin/python3 and setpriv to run the shim as an unprivileged user")
+def test_unprivileged_shim_uses_a_user_namespace_and_still_mounts_volumes() -> None:
+    """E1 where the kubelet is not root: the shim maps itself to root in a user namespace."""
+    import shutil
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="k5-userns-", dir="/tmp"))  # reachable for uid 65534, unlike tmp_path
+    try:
+        (base / "rootfs").mkdir()
+        (base / "vol").mkdir()
+        for p in (base, base / "rootfs", base / "vol"):
+            p.chmod(0o777)
+        target = f"/kubesim-k5-{uuid.uuid4().hex[:8]}"
+        spec = {"argv": ["sh", "-c", f"echo from-userns > {target}/out; echo pid $$"], "env": {"PATH": "/usr/bin:/bin"},
+                "cwd": "/", "rootfs": str(base / "rootfs"), "mounts": [{"source": str(base / "vol"), "target": target}],
+                "makedirs": [], "hostname": "u", "mode": "auto"}
+        r, w = os.pipe()
+        proc = subprocess.Popen(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", str(_SYSTEM_PYTHON),
+                                 "-S", "-E", str(containers.SANDBOX), str(w), str(os.getpid())],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, pass_fds=(w,))
+        os.close(w)
+        out, _ = proc.communicate(json.dumps(spec).encode(), timeout=30)
+        with os.fdopen(r, "rb") as fh:
+            status_lines = fh.read().decode().splitlines()
+        if any('"stage"' in line and "user namespace" in line for line in status_lines):
+            pytest.skip(f"this kernel refuses unprivileged user namespaces: {status_lines}")
+        assert json.loads(status_lines[0])["mode"] == "userns", status_lines
+        assert proc.returncode == 0, out
+        assert out.decode().strip() == "pid 1"
+        assert (base / "vol" / "out").read_text() == "from-userns\n"
+        assert not Path(target).exists()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
