@@ -191,3 +191,85 @@ def test_a_pod_the_kubelet_rejects_is_replaced_until_it_can_run(api: client.Clie
         return pod["metadata"]["uid"] != failed_uid and (pod.get("status") or {}).get("phase") == "Running"
 
     wait_for("ss-0 recreated and Running once the port is free", running_replacement)
+
+
+def _node_of(api: client.Client, ns: str, pod: str) -> str:
+    def probe() -> str | None:
+        obj = api.get("pods", pod, ns)
+        return str(obj["spec"]["nodeName"]) if (obj.get("status") or {}).get("phase") == "Running" else None
+    return str(wait_for(f"{pod} Running", probe))
+
+
+def test_a_claim_deleted_while_its_pod_is_pending_is_recreated_and_the_pod_runs_on_its_node(
+        api: client.Client, namespace: str, kubesim_cluster: Any) -> None:
+    """B2 C5 (F: a PVC deleted while its pod is Pending is recreated and the pod lands on the same node)."""
+    api.create("statefulsets", token_set("pend", 1), namespace)
+    ready(api, namespace, "pend", 1)
+    node = _node_of(api, namespace, "pend-0")
+    api.patch("statefulsets", "pend", {"spec": {"template": {"spec": {
+        "nodeSelector": {"kubernetes.io/hostname": node}}}}}, namespace)
+    ready(api, namespace, "pend", 1)
+    old_claim = claim_uids(api, namespace)["data-pend-0"]
+    api.patch("nodes", node, {"spec": {"unschedulable": True}})
+    try:
+        old_pod = api.get("pods", "pend-0", namespace)["metadata"]["uid"]
+        api.delete("pods", "pend-0", namespace)
+
+        def pending_replacement() -> bool:
+            try:
+                pod = api.get("pods", "pend-0", namespace)
+            except client.NotFound:
+                return False
+            return pod["metadata"]["uid"] != old_pod and (pod.get("status") or {}).get("phase") == "Pending"
+
+        wait_for("pend-0 recreated and Pending on the cordoned node", pending_replacement)
+        api.delete("persistentvolumeclaims", "data-pend-0", namespace)
+        wait_for("data-pend-0 recreated for the Pending pod",
+                 lambda: claim_uids(api, namespace).get("data-pend-0") not in (None, old_claim))
+    finally:
+        api.patch("nodes", node, {"spec": {"unschedulable": None}})
+    assert _node_of(api, namespace, "pend-0") == node
+    ready(api, namespace, "pend", 1)
+
+
+def test_a_pod_on_a_crashed_node_is_never_duplicated_and_is_replaced_only_after_a_force_delete(
+        api: client.Client, namespace: str, kubesim_cluster: Any) -> None:
+    """B4 D2 (node crash: stays Terminating after the toleration runs out, never duplicated; force delete lets
+    the StatefulSet recreate the pod elsewhere)."""
+    body = {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "nc"}, "spec": {
+        "replicas": 2, "serviceName": "nc", "selector": {"matchLabels": {"app": "nc"}},
+        "podManagementPolicy": "Parallel",
+        "template": {"metadata": {"labels": {"app": "nc"}}, "spec": {
+            "terminationGracePeriodSeconds": 1,
+            "tolerations": [{"key": "node.kubernetes.io/unreachable", "operator": "Exists",
+                             "effect": "NoExecute", "tolerationSeconds": 1}],
+            "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}]}}}}
+    api.create("statefulsets", body, namespace)
+    ready(api, namespace, "nc", 2)
+    node = _node_of(api, namespace, "nc-1")
+    old_uid = api.get("pods", "nc-1", namespace)["metadata"]["uid"]
+    kubesim_cluster.run("node", "crash", node)
+    try:
+        wait_for("nc-1 Terminating after the unreachable toleration", lambda: bool(
+            api.get("pods", "nc-1", namespace)["metadata"].get("deletionTimestamp")), timeout=40)
+        # currentReplicas stops counting a terminating pod: the controller has seen it and must not replace it
+        wait_for("the controller to observe the terminating pod", lambda: (
+            api.get("statefulsets", "nc", namespace).get("status") or {}).get("currentReplicas") == 1)
+        sts = api.get("statefulsets", "nc", namespace)
+        pods = api.list("pods", namespace, label_selector="app=nc")[0]
+        assert sorted(p["metadata"]["name"] for p in pods) == ["nc-0", "nc-1"], "never two pods for nc-1"
+        assert api.get("pods", "nc-1", namespace)["metadata"]["uid"] == old_uid
+        assert sts["spec"]["replicas"] == 2
+        api.delete("pods", "nc-1", namespace, grace_period_seconds=0)
+
+        def replaced_elsewhere() -> str | None:
+            try:
+                pod = api.get("pods", "nc-1", namespace)
+            except client.NotFound:
+                return None
+            running = (pod.get("status") or {}).get("phase") == "Running"
+            return pod["spec"].get("nodeName") if pod["metadata"]["uid"] != old_uid and running else None
+
+        assert wait_for("nc-1 recreated and Running on another node", replaced_elsewhere) != node
+    finally:
+        kubesim_cluster.run("node", "restore", node)
