@@ -46,6 +46,7 @@ class NodeLifecycleController:
         self._health: dict[str, logic.NodeHealth] = {}
         self._lock = threading.Lock()
         self._rechecks = nodelifecycle_rechecks.Rechecks()
+        self._all_down = False
 
     def setup(self, mgr: runtime.Manager) -> None:
         self.mgr = mgr
@@ -134,8 +135,10 @@ class NodeLifecycleController:
             node["spec"] = {**(node.get("spec") or {}), "taints": taints}
         modes, all_down = logic.eviction_modes(self.nodes.list())
         mode = modes.get(logic.zone_key(node), logic.EvictionMode(adding_allowed=True, remove_all=False))
-        if all_down:
-            log.info("every node is not Ready: assuming the control plane is cut off, no NoExecute taints")
+        if all_down != self._all_down:
+            self._all_down = all_down
+            log.info("every node is not Ready: assuming the control plane is cut off, removing NoExecute taints"
+                     if all_down else "some node is Ready again: NoExecute tainting resumes")
         add, remove = logic.wanted_no_execute(node, adding_allowed=mode.adding_allowed, remove_all=mode.remove_all)
         if add or remove:
             spec = node.get("spec") or {}
