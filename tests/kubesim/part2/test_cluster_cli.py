@@ -327,3 +327,17 @@ def test_control_plane_sigkill_and_up_resumes_controllers_and_kubelets(tmp_path:
         assert api.get("pods", "after", "default")["spec"]["nodeName"] == "kubesim-worker"
     finally:
         kubesim(state_dir, "down", "--grace", "5")
+
+
+def test_cluster_admission_uses_the_clusters_toleration_seconds_and_default_class(kubesim_cluster: Any,
+                                                                                 namespace: str) -> None:
+    """D2/C1 wiring: `up --toleration-seconds 10` reaches admission; a claim without a class gets `standard`."""
+    api = kubesim_cluster.client
+    pod = api.create("pods", {"metadata": {"name": "tolerant"}, "spec": {"nodeName": "nowhere", "containers": [
+        {"name": "main", "image": "registry.k8s.io/pause:3.10"}]}}, namespace)
+    seconds = {t["key"]: t.get("tolerationSeconds") for t in pod["spec"]["tolerations"]}
+    assert seconds == {"node.kubernetes.io/not-ready": 10, "node.kubernetes.io/unreachable": 10}
+    api.delete("pods", "tolerant", namespace, grace_period_seconds=0)
+    claim = api.create("persistentvolumeclaims", {"metadata": {"name": "data"}, "spec": {
+        "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Mi"}}}}, namespace)
+    assert claim["spec"]["storageClassName"] == "standard"
