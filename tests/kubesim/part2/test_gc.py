@@ -157,3 +157,12 @@ def test_cross_kind_ownership_collects_a_secret_owned_by_a_configmap(gc_api: cli
         return False
 
     _await("the secret to be collected", secret_gone)
+
+
+def test_foreground_deletion_without_blocking_dependents_finishes_and_collects_them(gc_api: client.Client,
+                                                                                  ns: str) -> None:
+    owner = _cm(gc_api, ns, "fg-free")
+    _cm(gc_api, ns, "fg-free-child", _ref(owner))
+    gc_api.delete("configmaps", "fg-free", ns, propagation_policy="Foreground")
+    _await("the owner to go (nothing blocks it)", lambda: _exists(gc_api, ns, "fg-free") is None)
+    _await("its dependent to be collected", lambda: _exists(gc_api, ns, "fg-free-child") is None)

@@ -253,3 +253,35 @@ def test_settings_read_durations_from_the_environment_and_refuse_nonsense() -> N
         settings.ControllerSettings.from_env({"KUBESIM_CRASHLOOP_BASE": "soon"})
     with pytest.raises(ValueError, match="node-status-interval"):
         settings.ControllerSettings(node_status_interval=5, node_monitor_grace=4).validated()
+
+
+def test_a_handler_added_after_sync_is_replayed_the_cached_objects(api: client.Client, ns: str) -> None:
+    api.create("configmaps", _cm("present"), ns)
+    inf = runtime.Informer(api, "configmaps", ns)
+    inf.start()
+    try:
+        assert inf.wait_synced(10)
+        late = Recording()
+        late.attach(inf)
+        assert late.next() == ("add", "present")
+    finally:
+        inf.stop()
+
+
+def test_informer_survives_a_handler_that_raises(api: client.Client, ns: str) -> None:
+    inf = runtime.Informer(api, "configmaps", ns)
+
+    def explode(_obj: dict[str, Any]) -> None:
+        raise RuntimeError("handler bug")
+
+    inf.add_handler(on_add=explode)
+    rec = Recording()
+    rec.attach(inf)
+    inf.start()
+    try:
+        assert inf.wait_synced(10)
+        api.create("configmaps", _cm("one"), ns)
+        api.create("configmaps", _cm("two"), ns)
+        assert rec.until(("add", "two"))
+    finally:
+        inf.stop()
