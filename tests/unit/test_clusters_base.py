@@ -1,0 +1,137 @@
+"""The cluster protocol's helpers and the embedded cluster's handling of its CLI (faked here)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from harness import settings
+from harness.clusters import base, embedded, existing, factory
+
+
+class FakeRun:
+    """Stands in for subprocess.run: records argv, answers `up` and `down` as scripted."""
+
+    def __init__(self, up: subprocess.CompletedProcess[str] | BaseException,
+                 down_rc: int = 0) -> None:
+        self.up = up
+        self.down_rc = down_rc
+        self.calls: list[list[str]] = []
+
+    def __call__(self, cmd: list[str], **_kw: object) -> subprocess.CompletedProcess[str]:
+        self.calls.append(cmd)
+        if "up" in cmd:
+            if isinstance(self.up, BaseException):
+                raise self.up
+            return self.up
+        return subprocess.CompletedProcess(cmd, self.down_rc, "stopped", "" if self.down_rc == 0 else "boom")
+
+    def verbs(self) -> list[str]:
+        return [c[3] for c in self.calls]
+
+
+def done(rc: int, out: str = "", err: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.CompletedProcess(["kubesim"], rc, out, err)
+
+
+def test_up_command_passes_nodes_and_shortened_periods(tmp_path: Path) -> None:
+    cluster = embedded.EmbeddedCluster(state_dir=tmp_path, node_count=3)
+    cmd = cluster.up_command()
+    assert cmd[1:4] == ["-m", "kubesim", "up"]
+    assert cmd[cmd.index("--state") + 1] == str(tmp_path)
+    assert cmd[cmd.index("--nodes") + 1] == "3"
+    assert cmd[cmd.index("--node-monitor-grace") + 1] == "4s"
+    assert cmd[cmd.index("--toleration-seconds") + 1] == "10"
+
+
+def test_missing_kubesim_module_is_unavailable_not_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeRun(done(1, err="/usr/bin/python: No module named kubesim.kubelet.__main__; "
+                           "'kubesim.kubelet' is a package and cannot be directly executed"))
+    monkeypatch.setattr(subprocess, "run", fake)
+    cluster = embedded.EmbeddedCluster(state_dir=tmp_path)
+    with pytest.raises(base.ClusterUnavailable, match=r"cannot start here: .*No module named kubesim\.kubelet"), \
+            base.running(cluster):
+        pytest.fail("the body must not run")
+    assert fake.verbs() == ["up", "down"], "a failed start must still run `down`"
+
+
+def test_failed_start_is_one_line_with_the_log_tails_in_details(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "nodes" / "kubesim-worker2").mkdir(parents=True)
+    (tmp_path / "nodes" / "kubesim-worker2" / "kubelet.log").write_text("line 1\nkubelet: cannot bind 127.12.0.1\n")
+    monkeypatch.setattr(subprocess, "run", FakeRun(done(1, err="kubesim: the kubelet of kubesim-worker2 exited")))
+    cluster = embedded.EmbeddedCluster(state_dir=tmp_path)
+    with pytest.raises(base.ClusterError) as caught:
+        cluster.start()
+    assert not isinstance(caught.value, base.ClusterUnavailable)
+    assert "\n" not in str(caught.value)
+    assert "the kubelet of kubesim-worker2 exited" in str(caught.value)
+    assert "cannot bind 127.12.0.1" in caught.value.details
+    assert "kubelet.log" in caught.value.details
+
+
+def test_start_deadline_is_reported_with_what_up_printed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeRun(subprocess.TimeoutExpired(["kubesim"], 5, output=b"waiting for nodes", stderr=b""))
+    monkeypatch.setattr(subprocess, "run", fake)
+    cluster = embedded.EmbeddedCluster(state_dir=tmp_path, start_timeout_s=5)
+    with pytest.raises(base.ClusterError, match="did not come up within 5s") as caught:
+        cluster.start()
+    assert "waiting for nodes" in caught.value.details
+    cluster.stop()
+    assert fake.verbs() == ["up", "down"]
+
+
+def test_stop_without_start_runs_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeRun(done(0))
+    monkeypatch.setattr(subprocess, "run", fake)
+    embedded.EmbeddedCluster(state_dir=tmp_path).stop()
+    assert fake.calls == []
+
+
+def test_running_stops_the_cluster_when_the_body_is_interrupted(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeRun(done(0))
+    monkeypatch.setattr(subprocess, "run", fake)
+    monkeypatch.setattr(embedded, "_inspect", lambda _kubeconfig: (("n1",), "https://127.0.0.1:1"))
+    (tmp_path / "kubeconfig").write_text("x")
+    cluster = embedded.EmbeddedCluster(state_dir=tmp_path, node_count=1)
+    seen: list[tuple[str, ...]] = []
+
+    def interrupted() -> None:
+        with base.running(cluster):
+            seen.append(cluster.nodes)
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        interrupted()
+    assert seen == [("n1",)]
+    assert fake.verbs() == ["up", "down"]
+
+
+def test_zero_nodes_is_refused_before_anything_starts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeRun(done(0))
+    monkeypatch.setattr(subprocess, "run", fake)
+    with pytest.raises(base.ClusterError, match="at least one node"):
+        embedded.EmbeddedCluster(state_dir=tmp_path, node_count=0).start()
+    assert fake.calls == []
+
+
+def test_kubectl_args_point_at_the_same_cluster(tmp_path: Path) -> None:
+    cluster = existing.ExistingCluster(kubeconfig_path=tmp_path / "cfg", context_name="kind-ckpt")
+    assert base.kubectl_args(cluster) == ["--kubeconfig", str(tmp_path / "cfg"), "--context", "kind-ckpt"]
+    assert base.kubectl_args(embedded.EmbeddedCluster(state_dir=tmp_path)) == [
+        "--kubeconfig", str(tmp_path / "kubeconfig")]
+
+
+def test_a_capability_the_cluster_lacks_is_unavailable_naming_it(tmp_path: Path) -> None:
+    cluster = embedded.EmbeddedCluster(state_dir=tmp_path)
+    with pytest.raises(base.ClusterUnavailable, match=r"cannot do node-crash \(it offers: none\)"):
+        base.require(cluster, "node-crash")
+
+
+def test_factory_builds_the_chosen_kind(tmp_path: Path) -> None:
+    assert factory.make(settings.ClusterSettings(), state_dir=tmp_path).kind == "embedded"
+    made = factory.make(settings.ClusterSettings(kind="existing", context="c"), state_dir=tmp_path)
+    assert (made.kind, made.context) == ("existing", "c")

@@ -1,0 +1,99 @@
+"""Cluster settings: precedence (cli > env > ini > default) and one-line refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness import settings
+
+
+def resolve(cli: dict[str, str | None] | None = None, env: dict[str, str] | None = None,
+            ini: dict[str, str | None] | None = None) -> settings.ClusterSettings:
+    return settings.cluster_settings(cli=cli or {}, env=env or {}, ini=ini or {})
+
+
+def test_default_cluster_is_embedded_from_the_default_layer() -> None:
+    chosen = resolve()
+    assert chosen.kind == "embedded"
+    assert chosen.sources["cluster"] == "default"
+
+
+def test_cli_beats_env_beats_ini(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text("contexts: []\n")
+    assert resolve(cli={"cluster": "existing"}, env={settings.ENV_CLUSTER: "embedded"},
+                   ini={"cluster": "embedded"}).sources["cluster"] == "cli"
+    from_env = resolve(env={settings.ENV_CLUSTER: "existing", settings.ENV_KUBECONFIG: str(kubeconfig)},
+                       ini={"cluster": "embedded"})
+    assert (from_env.kind, from_env.sources["cluster"], from_env.kubeconfig) == ("existing", "env", kubeconfig)
+    assert resolve(ini={"cluster": "existing"}).sources["cluster"] == "ini"
+
+
+def test_empty_layers_fall_through_to_the_next() -> None:
+    chosen = resolve(cli={"cluster": None}, env={settings.ENV_CLUSTER: "  "}, ini={"cluster": "existing"})
+    assert chosen.kind == "existing"
+
+
+def test_marker_layer_wins_over_every_other() -> None:
+    got = settings.resolve({"marker": "m", "cli": "c", "env": "e", "ini": "i"}, "d")
+    assert got == settings.Resolved("m", "marker")
+    assert settings.resolve({}, "d") == settings.Resolved("d", "default")
+
+
+def test_unknown_cluster_names_the_option_it_came_from() -> None:
+    with pytest.raises(settings.SettingsError, match=r"^HARNESS_CLUSTER='kubeadm' is not one of embedded, existing$"):
+        resolve(env={settings.ENV_CLUSTER: "kubeadm"})
+    with pytest.raises(settings.SettingsError, match=r"^--cluster='x' is not one of"):
+        resolve(cli={"cluster": "x"})
+
+
+def test_kind_cluster_is_refused_with_the_way_around_it() -> None:
+    with pytest.raises(settings.SettingsError, match=r"pytest-kind, which is not installed.*existing"):
+        resolve(cli={"cluster": "kind"})
+
+
+def test_kubeconfig_on_the_command_line_with_the_embedded_cluster_is_refused() -> None:
+    with pytest.raises(settings.SettingsError, match="--harness-kubeconfig only applies to --cluster existing"):
+        resolve(cli={"kubeconfig": "/tmp/x"})
+    with pytest.raises(settings.SettingsError, match="--harness-context only applies"):
+        resolve(cli={"context": "kind-ckpt"})
+
+
+def test_environment_kubeconfig_is_ignored_by_the_embedded_cluster() -> None:
+    chosen = resolve(env={settings.ENV_KUBECONFIG: "/nonexistent", settings.ENV_CONTEXT: "x"})
+    assert (chosen.kind, chosen.kubeconfig, chosen.context) == ("embedded", None, None)
+
+
+def test_missing_kubeconfig_file_is_one_line_naming_the_option(tmp_path: Path) -> None:
+    with pytest.raises(settings.SettingsError, match=r"^--harness-kubeconfig=.*nope: no such file"):
+        resolve(cli={"cluster": "existing", "kubeconfig": str(tmp_path / "nope")})
+
+
+def test_settings_serialise_for_run_json(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text("contexts: []\n")
+    chosen = resolve(cli={"cluster": "existing", "kubeconfig": str(kubeconfig), "context": "kind-ckpt"})
+    assert chosen.to_dict() == {"kind": "existing", "kubeconfig": str(kubeconfig), "context": "kind-ckpt",
+                                "sources": {"cluster": "cli", "kubeconfig": "cli", "context": "cli"}}
+
+
+pytest_plugins = ["pytester"]
+
+
+def test_plugin_turns_a_bad_cluster_option_into_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest('pytest_plugins = ["harness.pytest_plugin"]')
+    pytester.makepyfile("def test_nothing():\n    pass\n")
+    result = pytester.runpytest_subprocess("--cluster", "bogus", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --cluster='bogus' is not one of embedded, existing"])
+
+
+def test_plugin_header_names_the_cluster_and_its_source(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest('pytest_plugins = ["harness.pytest_plugin"]')
+    pytester.makeini("[pytest]\nharness_cluster = embedded\n")
+    pytester.makepyfile("def test_nothing():\n    pass\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["harness cluster: embedded (from ini)"])
+    assert result.ret == 0
