@@ -118,6 +118,9 @@ class PodWorker(threading.Thread):
         self.start_time = str((pod.get("status") or {}).get("startTime") or "")
         self.dir = ctx.node_dir / "pods" / f"{self.namespace}_{self.pod_name}_{self.uid}"
         self.cstate: dict[str, CState] = {}
+        self.istate: dict[str, CState] = {}  # init containers (and sidecars: init with restartPolicy Always)
+        self.initialized = not (pod.get("spec") or {}).get("initContainers")
+        self.init_failed = False
         self.stopping = threading.Event()
         self._inherit(pod)
 
@@ -139,7 +142,14 @@ class PodWorker(threading.Thread):
         ip = str(st.get("podIP") or "")
         if ip and self.ctx.allocator.claim(self.uid, ip):
             self.pod_ip = ip
-        for cs in st.get("containerStatuses") or []:
+        for key, target in (("containerStatuses", self.cstate), ("initContainerStatuses", self.istate)):
+            for cs in st.get(key) or []:
+                target[str(cs.get("name"))] = self._inherited(cs)
+
+    @staticmethod
+    def _inherited(cs: Obj) -> CState:
+        """A container a previous kubelet ran: whatever was running died with it (reported as 137)."""
+        if True:
             c = CState(name=str(cs.get("name")))
             c.restart_count = int(cs.get("restartCount") or 0)
             state = cs.get("state") or {}
@@ -161,7 +171,10 @@ class PodWorker(threading.Thread):
                 c.instances = 1
                 c.last_terminated = last
                 c.finished_mono = time.monotonic()
-            self.cstate[c.name] = c
+        return c
+
+    def all_states(self) -> list[CState]:
+        return [*self.istate.values(), *self.cstate.values()]
 
     # ----- the loop -------------------------------------------------------------------------------
 
@@ -211,16 +224,43 @@ class PodWorker(threading.Thread):
         self.sandbox_ready = True
         for c in spec.get("containers") or []:
             self.cstate.setdefault(str(c.get("name")), CState(name=str(c.get("name"))))
+        for c in spec.get("initContainers") or []:
+            self.istate.setdefault(str(c.get("name")), CState(name=str(c.get("name")), waiting=("PodInitializing", "")))
         dues: list[float] = []
         if self.vols is None:
             retry = self._setup_volumes(pod)
             if retry is not None:
                 self._push(pod)
                 return retry
-        for container in spec.get("containers") or []:
-            due = self._sync_container(pod, container)
+        policy = str(spec.get("restartPolicy") or "Always")
+        init_policy = "Never" if policy == "Never" else "OnFailure"
+        for container in spec.get("initContainers") or []:
+            sidecar = container.get("restartPolicy") == "Always"
+            c = self.istate[str(container.get("name"))]
+            if self.initialized and not sidecar:
+                continue
+            due = self._sync_container(pod, container, c, "Always" if sidecar else init_policy)
             if due is not None:
                 dues.append(due)
+            if self.initialized:
+                continue
+            running = c.proc is not None and not c.proc.exited.is_set()
+            if sidecar and running and c.started:
+                continue
+            if not sidecar and c.terminated is not None and int(c.terminated.get("exitCode", 1)) == 0:
+                continue
+            if not sidecar and c.terminated is not None and init_policy == "Never":
+                self.init_failed = True
+            for main in self.cstate.values():
+                main.waiting = ("PodInitializing", "")
+            break
+        else:
+            self.initialized = True
+        if self.initialized:
+            for container in spec.get("containers") or []:
+                due = self._sync_container(pod, container, self.cstate[str(container.get("name"))], policy)
+                if due is not None:
+                    dues.append(due)
         self._push(pod)
         if self._is_terminal(pod):
             self.terminal = True
@@ -245,7 +285,7 @@ class PodWorker(threading.Thread):
             if now - self.mount_event_at > 10:
                 self.mount_event_at = now
                 self.ctx.event(pod, "Warning", "FailedMount", str(exc))
-            for c in self.cstate.values():
+            for c in self.all_states():
                 if c.proc is None and c.terminated is None:
                     c.waiting = ("ContainerCreating", "")
             return 10.0 if isinstance(exc, volumes.Unsupported) else 1.0
@@ -255,8 +295,7 @@ class PodWorker(threading.Thread):
 
     # ----- containers -----------------------------------------------------------------------------
 
-    def _sync_container(self, pod: Obj, container: Obj) -> float | None:
-        c = self.cstate[str(container.get("name"))]
+    def _sync_container(self, pod: Obj, container: Obj, c: CState, policy: str) -> float | None:
         if c.proc is not None:
             if not c.proc.exited.is_set():
                 if not c.kill_reason:
@@ -265,7 +304,6 @@ class PodWorker(threading.Thread):
             self._exited(c)
         if c.instances == 0:
             return self._start(pod, container, c)
-        policy = str((pod.get("spec") or {}).get("restartPolicy") or "Always")
         last_code = int((c.last_terminated or {}).get("exitCode", 0))
         if policy == "Never" or (policy == "OnFailure" and last_code == 0):
             if c.terminated is None and c.last_terminated is not None:
@@ -491,7 +529,7 @@ class PodWorker(threading.Thread):
         c.workers = []
 
     def _stop_all_probes(self) -> None:
-        for c in self.cstate.values():
+        for c in self.all_states():
             self._stop_probes(c)
 
     def _probe_grace(self, pod: Obj, container: Obj, kind: str) -> float:
@@ -519,7 +557,7 @@ class PodWorker(threading.Thread):
 
     def _terminate(self, pod: Obj, grace: float | None) -> None:
         """SIGTERM every running container, SIGKILL what is left when the grace period ends."""
-        running = [c for c in self.cstate.values() if c.proc is not None and not c.proc.exited.is_set()]
+        running = [c for c in self.all_states() if c.proc is not None and not c.proc.exited.is_set()]
         self._stop_all_probes()
         for c in running:
             assert c.proc is not None
@@ -546,13 +584,11 @@ class PodWorker(threading.Thread):
             if running:
                 assert running[0].proc is not None
                 running[0].proc.exited.wait(min(left, 0.2))
-        for c in self.cstate.values():
+        for c in self.all_states():
             if c.proc is not None:
                 self._exited(c)
                 c.terminated = c.last_terminated
                 c.last_terminated = c.prev_terminated
-            elif c.terminated is None and c.waiting[0]:
-                pass
 
     def _finish_deletion(self, pod: Obj) -> None:
         final_phase = "Failed"
@@ -580,14 +616,14 @@ class PodWorker(threading.Thread):
     def _cleanup(self) -> None:
         self._stop_all_probes()
         self.ctx.allocator.release(self.uid)
-        for c in self.cstate.values():
+        for c in self.all_states():
             self.ctx.crash_backoff.reset(f"{self.uid}/{c.name}")
         shutil.rmtree(self.dir, ignore_errors=True)
         self.stopping.set()
 
     def kill_now(self) -> None:
         """Kubelet shutdown: SIGKILL everything this pod runs."""
-        for c in self.cstate.values():
+        for c in self.all_states():
             if c.proc is not None:
                 c.proc.kill()
 
@@ -596,10 +632,11 @@ class PodWorker(threading.Thread):
     def _is_terminal(self, pod: Obj) -> bool:
         return bool(self.last_pushed and self.last_pushed.get("phase") in ("Succeeded", "Failed"))
 
-    def container_statuses(self, pod: Obj) -> list[Obj]:
+    def container_statuses(self, pod: Obj, field: str = "containers") -> list[Obj]:
         out: list[Obj] = []
-        for container in (pod.get("spec") or {}).get("containers") or []:
-            c = self.cstate.get(str(container.get("name"))) or CState(name=str(container.get("name")))
+        states = self.cstate if field == "containers" else self.istate
+        for container in (pod.get("spec") or {}).get(field) or []:
+            c = states.get(str(container.get("name"))) or CState(name=str(container.get("name")))
             state = c.state()
             last = c.prev_terminated if "terminated" in state else c.last_terminated
             entry: Obj = {
@@ -628,20 +665,25 @@ class PodWorker(threading.Thread):
             new.setdefault("message", None)
         else:
             statuses = self.container_statuses(pod)
+            init_statuses = self.container_statuses(pod, "initContainers")
             phase = status.phase(str(spec.get("restartPolicy") or "Always"), statuses)
+            if not self.initialized:
+                phase = "Failed" if self.init_failed else "Pending"
             if override and "phase" in override:
                 phase = override["phase"]
             new = {
                 "phase": phase,
                 "conditions": status.conditions(current.get("conditions") or [], sandbox_ready=self.sandbox_ready,
                                                 statuses=statuses, pod_phase=phase,
-                                                spec_containers=spec.get("containers") or []),
+                                                spec_containers=spec.get("containers") or [],
+                                                init_statuses=init_statuses, initialized=self.initialized),
                 "hostIP": self.ctx.host_ip,
                 "hostIPs": [{"ip": self.ctx.host_ip}],
                 "podIP": self.pod_ip or None,
                 "podIPs": [{"ip": self.pod_ip}] if self.pod_ip else None,
                 "startTime": self.start_time or None,
                 "containerStatuses": statuses,
+                "initContainerStatuses": init_statuses or None,
                 "qosClass": current.get("qosClass") or status.qos_class(spec.get("containers") or []),
                 "reason": None,
                 "message": None,

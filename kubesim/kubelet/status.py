@@ -67,11 +67,18 @@ def _condition(kind: str, ok: bool, previous: Obj | None, reason: str = "", mess
 
 
 def conditions(existing: Sequence[Obj], *, sandbox_ready: bool, statuses: Sequence[Obj], pod_phase: str,
-               spec_containers: Sequence[Obj]) -> list[Obj]:
+               spec_containers: Sequence[Obj], init_statuses: Sequence[Obj] = (),
+               initialized: bool = True) -> list[Obj]:
     prev = {c.get("type"): c for c in existing}
     out = [c for c in existing if c.get("type") not in KUBELET_CONDITIONS]
     out.append(_condition("PodReadyToStartContainers", sandbox_ready, prev.get("PodReadyToStartContainers")))
-    out.append(_condition("Initialized", True, prev.get("Initialized")))
+    if initialized:
+        out.append(_condition("Initialized", True, prev.get("Initialized")))
+    else:
+        incomplete = [str(s.get("name")) for s in init_statuses
+                      if int(((s.get("state") or {}).get("terminated") or {}).get("exitCode", 1)) != 0]
+        out.append(_condition("Initialized", False, prev.get("Initialized"), "ContainersNotInitialized",
+                              f"containers with incomplete status: [{' '.join(incomplete)}]"))
     names = [str(c.get("name")) for c in spec_containers]
     by_name = {cs.get("name"): cs for cs in statuses}
     unready = [n for n in names if not (by_name.get(n) or {}).get("ready")]

@@ -388,3 +388,37 @@ def test_harness_statefulset_writers_serve_on_their_pod_ips_from_their_claims(ku
         path = Path((pv["spec"].get("local") or pv["spec"].get("hostPath"))["path"])
         assert any(path.iterdir()), f"writer {pod['metadata']['name']} left nothing in its volume {path}"
     cluster.client.delete("statefulsets", "kw", namespace)
+
+
+def test_init_containers_run_to_completion_before_the_main_containers(kubesim_cluster: Any, namespace: str) -> None:
+    cluster = kubesim_cluster
+    shared = [{"name": "s", "mountPath": "/shared"}]
+    pod = _pod("init", [{"name": "c", "image": "busybox", "volumeMounts": shared,
+                         "command": ["sh", "-c", "cat /shared/token; sleep 3600"]}],
+               initContainers=[{"name": "first", "image": "busybox", "volumeMounts": shared,
+                                "command": ["sh", "-c", "sleep 0.5; echo prepared > /shared/token"]}],
+               volumes=[{"name": "s", "emptyDir": {}}])
+    cluster.client.create("pods", pod, namespace)
+    seen = await_("Initialized=False while the init container runs", lambda: _get(cluster, namespace, "init"),
+                  lambda p: any(c["type"] == "Initialized" and c["status"] == "False"
+                                for c in (p.get("status") or {}).get("conditions") or []), timeout=10)
+    assert seen["status"]["phase"] == "Pending"
+    done = await_("init pod Ready", lambda: _get(cluster, namespace, "init"), _ready)
+    init_status = done["status"]["initContainerStatuses"][0]
+    assert init_status["state"]["terminated"]["exitCode"] == 0
+    assert init_status["state"]["terminated"]["reason"] == "Completed"
+    uid = done["metadata"]["uid"]
+    log = Path(cluster.state_dir) / "nodes" / NODE / "pods" / f"{namespace}_init_{uid}" / "c" / "0.log"
+    await_("main container printed the init container's file", lambda: log.read_text() if log.exists() else "",
+           lambda text: text == "prepared\n")
+
+
+def test_failing_init_container_with_restart_never_fails_the_pod(kubesim_cluster: Any, namespace: str) -> None:
+    cluster = kubesim_cluster
+    pod = _pod("badinit", [{"name": "c", "image": "registry.k8s.io/pause:3.10"}], restartPolicy="Never",
+               initContainers=[{"name": "first", "image": "busybox", "command": ["sh", "-c", "exit 7"]}])
+    cluster.client.create("pods", pod, namespace)
+    got = await_("pod Failed", lambda: _get(cluster, namespace, "badinit"),
+                 lambda p: (p.get("status") or {}).get("phase") == "Failed")
+    assert got["status"]["initContainerStatuses"][0]["state"]["terminated"]["exitCode"] == 7
+    assert _cstatus(got)["state"]["waiting"]["reason"] == "PodInitializing"
