@@ -107,8 +107,11 @@ def test_force_deleted_pods_keep_every_acknowledged_checkpoint(
     finally:
         kube_client.close(api)
         say(f"deleting namespace {namespace}")
-        direct.undeploy(spec, target, delete_claims=True, delete_namespace=True, wait_timeout=None,
-                        progress=lambda _line: None)
+        try:
+            direct.undeploy(spec, target, delete_claims=True, delete_namespace=True, wait_timeout=None,
+                            progress=lambda _line: None)
+        except direct.DeployError as exc:  # never mask the scenario's own outcome with a cleanup failure
+            say(f"WARNING: namespace {namespace} was not deleted: {exc}")
     for name in ("durability", "identity", "availability"):
         assert composed.verdicts[name].valid is True, f"{name}: {composed.verdicts[name].summary}"
     kills = scenario.fault_count(run.path)

@@ -137,10 +137,10 @@ def test_unknown_image_fails_the_read_with_the_pull_error(one_node: embedded.Emb
             "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data-ckpt-0"},
             "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}},
                      "storageClassName": "standard"}})
-        with pytest.raises(volumes.VolumeReadError, match=r"timed out after 8s waiting for the verifier pods.*"
+        with pytest.raises(volumes.VolumeReadError, match=r"timed out after 5s waiting for the verifier pods.*"
                                                           r"verify-data-ckpt-0: (ErrImagePull|ImagePullBackOff)"):
             volumes.read_volumes(api, "volumes-bad-image", "ckpt", {0: "data-ckpt-0"}, image="no-such-image:1",
-                                 run_as=10001, pod_selector="app=x", timeout=8)
+                                 run_as=10001, pod_selector="app=x", timeout=5)
         assert core.list_namespaced_pod("volumes-bad-image", label_selector=volumes.RUN_LABEL).items == []
     finally:
         core.delete_namespace("volumes-bad-image")
