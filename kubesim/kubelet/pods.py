@@ -82,6 +82,8 @@ class CState:
     startup_done: threading.Event = dataclasses.field(default_factory=threading.Event)
     kill_reason: str = ""
     backoff_event_at: float = 0.0
+    spec: Obj = dataclasses.field(default_factory=dict)  # the container spec the running instance started from
+    exec_fn: probes.ExecFn | None = None
 
     def state(self) -> Obj:
         if self.proc is not None and not self.proc.exited.is_set():
@@ -423,6 +425,7 @@ class PodWorker(threading.Thread):
         c.instances += 1
         c.restart_count = index
         c.proc = proc
+        c.spec = container
         c.terminated = None
         c.container_id = f"kubesim://{proc.container_id}"
         c.started_at = iso()
@@ -487,6 +490,7 @@ class PodWorker(threading.Thread):
         exec_fn = probes.nsenter_exec(proc.init_pid, launch.env, launch.uid, launch.gid, proc.mode == "userns")
         if proc.mode == "none":
             exec_fn = _plain_exec(launch.env)
+        c.exec_fn = exec_fn
         if not container.get("startupProbe"):
             c.startup_done.set()
             c.started = True
@@ -549,8 +553,10 @@ class PodWorker(threading.Thread):
         if why:
             message = f"Container {c.name} failed {why} probe, will be restarted"
         self.ctx.event(pod, "Normal", "Killing", message)
+        deadline = time.monotonic() + max(grace, MIN_GRACE)
+        self._pre_stop(pod, c, deadline)
         proc.signal_main(signal.SIGTERM)
-        if not proc.exited.wait(max(grace, MIN_GRACE)):
+        if not proc.exited.wait(max(0.0, deadline - time.monotonic())):
             proc.kill()
         proc.exited.wait(10)
         del container
@@ -559,11 +565,14 @@ class PodWorker(threading.Thread):
         """SIGTERM every running container, SIGKILL what is left when the grace period ends."""
         running = [c for c in self.all_states() if c.proc is not None and not c.proc.exited.is_set()]
         self._stop_all_probes()
+        start = time.monotonic()
+        meta = pod.get("metadata") or {}
+        first = grace if grace is not None else float(meta.get("deletionGracePeriodSeconds") or 0)
         for c in running:
             assert c.proc is not None
             self.ctx.event(pod, "Normal", "Killing", f"Stopping container {c.name}")
-            c.proc.signal_main(signal.SIGTERM)
-        start = time.monotonic()
+            threading.Thread(target=self._pre_stop_then_term, args=(pod, c, start + max(first, MIN_GRACE)),
+                             name=f"stop-{c.name}", daemon=True).start()
         while running:
             with self.lock:
                 current = self.pod
@@ -589,6 +598,31 @@ class PodWorker(threading.Thread):
                 self._exited(c)
                 c.terminated = c.last_terminated
                 c.last_terminated = c.prev_terminated
+
+    def _pre_stop_then_term(self, pod: Obj, c: CState, deadline: float) -> None:
+        proc = c.proc
+        self._pre_stop(pod, c, deadline)
+        if proc is not None:
+            proc.signal_main(signal.SIGTERM)
+
+    def _pre_stop(self, pod: Obj, c: CState, deadline: float) -> None:
+        """Run the container's preStop hook (exec, httpGet or sleep) within what is left of the grace period."""
+        hook = (c.spec.get("lifecycle") or {}).get("preStop") or {}
+        proc = c.proc
+        left = deadline - time.monotonic()
+        if not hook or proc is None or left <= 0:
+            return
+        ok, message = True, ""
+        if hook.get("exec") and c.exec_fn is not None:
+            ok, message = probes.run_exec(hook["exec"], c.exec_fn, left)
+        elif hook.get("httpGet"):
+            ok, message = probes.http_get(hook["httpGet"], c.spec, self.pod_ip, left)
+        elif hook.get("sleep"):
+            proc.exited.wait(min(float(hook["sleep"].get("seconds") or 0), left))
+        if not ok:
+            log.info("pod %s/%s container %s: preStop hook failed: %s", self.namespace, self.pod_name, c.name,
+                     message)
+            self.ctx.event(pod, "Warning", "FailedPreStopHook", f"PreStopHook failed: {message}")
 
     def _finish_deletion(self, pod: Obj) -> None:
         final_phase = "Failed"

@@ -422,3 +422,22 @@ def test_failing_init_container_with_restart_never_fails_the_pod(kubesim_cluster
                  lambda p: (p.get("status") or {}).get("phase") == "Failed")
     assert got["status"]["initContainerStatuses"][0]["state"]["terminated"]["exitCode"] == 7
     assert _cstatus(got)["state"]["waiting"]["reason"] == "PodInitializing"
+
+
+def test_prestop_exec_hook_runs_in_the_container_before_sigterm(kubesim_cluster: Any, namespace: str,
+                                                                tmp_path: Path) -> None:
+    """E2: lifecycle.preStop (exec) runs inside the container, within the grace period, before SIGTERM."""
+    cluster = kubesim_cluster
+    host = tmp_path / "h"
+    host.mkdir()
+    host.chmod(0o777)  # the pause image runs as 65535
+    container = {"name": "c", "image": "registry.k8s.io/pause:3.10",
+                 "volumeMounts": [{"name": "h", "mountPath": "/h"}],
+                 "lifecycle": {"preStop": {"exec": {"command": ["sh", "-c", "hostname > /h/prestop"]}}}}
+    cluster.client.create("pods", _pod("hook", [container],
+                                       volumes=[{"name": "h", "hostPath": {"path": str(host)}}]), namespace)
+    await_("hook pod Ready", lambda: _get(cluster, namespace, "hook"), _ready)
+    cluster.client.delete("pods", "hook", namespace)
+    await_("hook pod removed", lambda: _gone(cluster, namespace, "hook"), bool)
+    assert (host / "prestop").read_text() == "hook\n"  # ran in the pod's UTS namespace: its hostname
+    assert not any(e["reason"] == "FailedPreStopHook" for e in _events(cluster, namespace, "hook"))
