@@ -143,6 +143,13 @@ def test_every_resource_supports_create_read_list_update_delete(kubesim_api: Any
     delete(name, *ns_args)
     if kind == "namespace":
         _wait_deleted(api.list_namespace, name, created.metadata.resource_version)
+    if kind in ("pv", "pvc"):
+        # StorageObjectInUseProtection: the finalizer holds the object (Terminating) until the
+        # protection controller — absent from this bare API server — releases it.
+        held = read(name, *ns_args)
+        assert held.metadata.deletion_timestamp is not None
+        assert held.metadata.finalizers == [f"kubernetes.io/{kind}-protection"]
+        getattr(api, f"patch_{spec.stem}")(name, *ns_args, {"metadata": {"finalizers": None}})
     with pytest.raises(ApiException) as err:
         read(name, *ns_args)
     assert err.value.status == 404

@@ -142,7 +142,24 @@ def apply_admission_mutations(kind: str, obj: Obj, config: AdmissionConfig = Adm
             legacy = "volume.beta.kubernetes.io/storage-class" in annotations
             if config.default_storage_class is not None and not legacy:
                 spec["storageClassName"] = config.default_storage_class
+        _add_finalizer(out, PVC_PROTECTION)
+    elif kind == "PersistentVolume":
+        _add_finalizer(out, PV_PROTECTION)
     return out
+
+
+#: StorageObjectInUseProtection admission (plugin/pkg/admission/storage/storageobjectinuseprotection)
+#: adds these at create so no claim or volume is ever deletable before its controller has looked.
+PVC_PROTECTION = "kubernetes.io/pvc-protection"
+PV_PROTECTION = "kubernetes.io/pv-protection"
+
+
+def _add_finalizer(obj: dict[str, Any], finalizer: str) -> None:
+    meta = obj.setdefault("metadata", {})
+    finalizers = list(meta.get("finalizers") or [])
+    if finalizer not in finalizers:
+        finalizers.append(finalizer)
+    meta["finalizers"] = finalizers
 
 
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
