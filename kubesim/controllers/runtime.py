@@ -289,6 +289,7 @@ class WorkQueue:
         self._dirty: set[str] = set()
         self._processing: set[str] = set()
         self._delayed: list[tuple[float, int, str]] = []
+        self._due: dict[str, float] = {}  # key -> earliest pending add_after time (client-go's waitingForQueue)
         self._seq = itertools.count()
         self._failures: dict[str, int] = {}
         self._base, self._max = backoff_base, backoff_max
@@ -310,10 +311,15 @@ class WorkQueue:
         if seconds <= 0:
             self.add(key)
             return
+        when = time.monotonic() + seconds
         with self._cond:
             if self._shutdown:
                 return
-            heapq.heappush(self._delayed, (time.monotonic() + seconds, next(self._seq), key))
+            due = self._due.get(key)
+            if due is not None and due <= when:
+                return  # already due no later than that: one delivery covers both
+            self._due[key] = when
+            heapq.heappush(self._delayed, (when, next(self._seq), key))
             self._cond.notify()
 
     def add_rate_limited(self, key: str) -> float:
@@ -360,7 +366,10 @@ class WorkQueue:
     def _promote_locked(self) -> None:
         now = time.monotonic()
         while self._delayed and self._delayed[0][0] <= now:
-            _when, _seq, key = heapq.heappop(self._delayed)
+            when, _seq, key = heapq.heappop(self._delayed)
+            if self._due.get(key) != when:
+                continue  # superseded by an earlier add_after of the same key
+            del self._due[key]
             self._add_locked(key)
 
     def done(self, key: str) -> None:

@@ -179,6 +179,17 @@ def test_workqueue_add_after_delivers_no_earlier_than_asked() -> None:
     assert q.get(timeout=1) is None
 
 
+def test_workqueue_keeps_only_the_earliest_delayed_add_of_a_key() -> None:
+    q = runtime.WorkQueue()
+    for _ in range(100):
+        q.add_after("k", 5)
+    q.add_after("k", 0.05)
+    assert len(q._delayed) == 2, "repeated later add_after calls must not pile up"
+    assert q.get(timeout=2) == "k"
+    q.done("k")
+    assert q.get(timeout=0.2) is None, "the superseded 5 s entry must not deliver again"
+
+
 def test_workqueue_backoff_doubles_per_failure_and_resets_on_forget() -> None:
     q = runtime.WorkQueue(backoff_base=0.01, backoff_max=0.04)
     assert [q.add_rate_limited("k") for _ in range(4)] == [0.01, 0.02, 0.04, 0.04]
