@@ -476,11 +476,29 @@ class PodWorker(threading.Thread):
             makedirs.append(str(container["workingDir"]))
         rootfs = self.dir / str(container.get("name")) / "rootfs"
         rootfs.mkdir(parents=True, exist_ok=True)
+        mounts.append({"source": str(self._etc_hosts(hostname)), "target": "/etc/hosts", "readOnly": False,
+                       "optional": True})
         return containers.LaunchSpec(
             argv=argv, env=env, cwd=working, rootfs=str(rootfs), mounts=mounts, makedirs=makedirs,
             uid=int(uid) if uid is not None else None, gid=int(gid) if gid is not None else None, groups=groups,
             hostname=hostname, pause=cfg.pause and not container.get("command"), mode=self.ctx.sandbox_mode,
             traverse=list(cfg.traverse))
+
+    def _etc_hosts(self, hostname: str) -> Path:
+        """The kubelet-managed /etc/hosts: the machine's entries plus this pod's IP and hostname."""
+        path = self.dir / "etc-hosts"
+        try:
+            base = Path("/etc/hosts").read_text()
+        except OSError:
+            base = "127.0.0.1\tlocalhost\n"
+        subdomain = str((self.pod.get("spec") or {}).get("subdomain") or "")
+        names = hostname
+        if subdomain:
+            names = f"{hostname}.{subdomain}.{self.namespace}.svc.cluster.local\t{hostname}"
+        text = f"# Kubernetes-managed hosts file (kubesim).\n{base.rstrip()}\n{self.pod_ip}\t{names}\n"
+        if not path.exists() or path.read_text() != text:
+            path.write_text(text)
+        return path
 
     # ----- probes ---------------------------------------------------------------------------------
 

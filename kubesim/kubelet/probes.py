@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import http.client
+import logging
 import socket
 import ssl
 import subprocess
@@ -31,6 +32,7 @@ from typing import Any, Literal
 Obj = dict[str, Any]
 Kind = Literal["readiness", "liveness", "startup"]
 USER_AGENT = "kube-probe/1.33"
+log = logging.getLogger("kubesim.kubelet")
 
 #: runs argv inside the container with a timeout -> (exit code, combined output); raises TimeoutError
 ExecFn = Callable[[Sequence[str], float], tuple[int, str]]
@@ -200,8 +202,11 @@ def nsenter_exec(init_pid: int, env: dict[str, str], uid: int | None, gid: int |
         elif uid is not None:
             cmd += ["-S", str(uid), "-G", str(gid if gid is not None else 0)]
         cmd += ["--", *argv]
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=env, start_new_session=True)
+        try:
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    env=env, start_new_session=True)
+        except OSError as exc:
+            return 126, f"cannot run {cmd[0]} to enter the container: {exc}"
         try:
             out, _ = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -242,6 +247,13 @@ class Worker(threading.Thread):
         self.stopped.set()
 
     def run(self) -> None:
+        try:
+            self._loop()
+        except Exception:  # a probe must never die silently: report it as a failure and stop
+            log.exception("probe %s of container %s crashed", self.kind, self.container.get("name"))
+            self.on_failure(self.kind, "kubesim probe worker crashed; see kubelet.log")
+
+    def _loop(self) -> None:
         if self.gate is not None:
             while not self.gate.wait(0.2):
                 if self.stopped.is_set():

@@ -225,7 +225,7 @@ def _enter_user_namespace() -> None:
 def choose_mode(spec: dict[str, Any]) -> str:
     """Enter the namespaces the mode needs (in this process); return the mode actually used."""
     wanted = str(spec.get("mode") or "auto")
-    needs_mounts = bool(spec.get("mounts")) or bool(spec.get("makedirs"))
+    needs_mounts = any(not m.get("optional") for m in spec.get("mounts") or []) or bool(spec.get("makedirs"))
     flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS
     problems: list[str] = []
     if wanted in ("auto", "root") and os.geteuid() == 0:

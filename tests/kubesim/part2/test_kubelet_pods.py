@@ -441,3 +441,17 @@ def test_prestop_exec_hook_runs_in_the_container_before_sigterm(kubesim_cluster:
     await_("hook pod removed", lambda: _gone(cluster, namespace, "hook"), bool)
     assert (host / "prestop").read_text() == "hook\n"  # ran in the pod's UTS namespace: its hostname
     assert not any(e["reason"] == "FailedPreStopHook" for e in _events(cluster, namespace, "hook"))
+
+
+def test_pod_hostname_resolves_to_its_pod_ip_in_its_etc_hosts(kubesim_cluster: Any, namespace: str) -> None:
+    cluster = kubesim_cluster
+    script = "hostname; grep named /etc/hosts; sleep 3600"
+    cluster.client.create("pods", _pod("named", [{"name": "c", "image": "busybox", "command": ["sh", "-c", script]}],
+                                       hostname="named", subdomain="svc"), namespace)
+    pod = await_("named pod Ready", lambda: _get(cluster, namespace, "named"), _ready)
+    log = (Path(cluster.state_dir) / "nodes" / NODE / "pods" / f"{namespace}_named_{pod['metadata']['uid']}" / "c"
+           / "0.log")
+    text = await_("hosts line printed", lambda: log.read_text() if log.exists() else "", lambda t: t.count("\n") >= 2)
+    assert text.splitlines()[0] == "named"
+    assert text.splitlines()[1] == f"{pod['status']['podIP']}\tnamed.svc.{namespace}.svc.cluster.local\tnamed"
+    assert "named" not in Path("/etc/hosts").read_text()
