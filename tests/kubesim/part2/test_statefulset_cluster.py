@@ -11,14 +11,19 @@ Skipped, with the reason printed, while the kubelet is not available (the `kubes
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 import tenacity
 
-from kubesim import client
+from kubesim import client, state
 
 pytestmark = [pytest.mark.kubesim, pytest.mark.slow]
 
@@ -273,3 +278,59 @@ def test_a_pod_on_a_crashed_node_is_never_duplicated_and_is_replaced_only_after_
         assert wait_for("nc-1 recreated and Running on another node", replaced_elsewhere) != node
     finally:
         kubesim_cluster.run("node", "restore", node)
+
+
+def test_a_rollout_survives_a_control_plane_sigkill(tmp_path: Path, kubesim_cluster: Any) -> None:
+    """A9 B5 (issue: control plane SIGKILLed and restarted during a rollout completes, nothing duplicated or lost).
+
+    A cluster of its own (one node), so the shared one keeps its address. Each new pod turns Ready
+    only after 2 s, so the SIGKILL lands mid-rollout, right after the first old pod was deleted.
+    """
+    state_dir = tmp_path / "rollout"
+
+    def kubesim_cli(*args: str) -> None:
+        proc = subprocess.run([sys.executable, "-m", "kubesim", *args, "--state", str(state_dir)],
+                              capture_output=True, text=True, timeout=120, check=False)
+        assert proc.returncode == 0, f"kubesim {' '.join(args)}: {proc.stdout}{proc.stderr}"
+
+    kubesim_cli("up", "--port", "0", "--nodes", "1", "--node-monitor-grace", "4s")
+    try:
+        api = client.Client.from_state(state_dir)
+        api.create("namespaces", {"metadata": {"name": "roll"}})
+        body = {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "r"}, "spec": {
+            "replicas": 3, "serviceName": "r", "selector": {"matchLabels": {"app": "r"}},
+            "template": {"metadata": {"labels": {"app": "r"}}, "spec": {
+                "terminationGracePeriodSeconds": 1,
+                "containers": [{"name": "c", "image": "busybox", "command": ["sleep", "3600"],
+                                "readinessProbe": {"exec": {"command": ["true"]}, "initialDelaySeconds": 2,
+                                                   "periodSeconds": 1}}]}}}}
+        api.create("statefulsets", body, "roll")
+        first = ready(api, "roll", "r", 3)
+        _, rv = api.list("pods", "roll")
+        stream = api.watch("pods", "roll", resource_version=rv, timeout_seconds=int(WAIT))
+        api.patch("statefulsets", "r", {"spec": {"template": {"metadata": {"annotations": {"v": "2"}}}}}, "roll")
+        deleted = next((pod["metadata"]["name"] for etype, pod in stream if etype == "DELETED"), None)
+        stream.close()
+        assert deleted == "r-2", "the rollout starts with the highest ordinal"
+        control_plane = int(state.read_state(state.Layout(state_dir))["components"]["apiserver"]["pid"])
+        os.kill(control_plane, signal.SIGKILL)
+        kubesim_cli("up")
+        api = client.Client.from_state(state_dir)
+
+        def rolled_out() -> Obj | None:
+            sts = api.get("statefulsets", "r", "roll")
+            s = sts.get("status") or {}
+            done = (s.get("observedGeneration") == sts["metadata"]["generation"] and s.get("updatedReplicas") == 3
+                    and s.get("readyReplicas") == 3 and s.get("currentRevision") == s.get("updateRevision"))
+            return s if done else None
+
+        status = wait_for("the rollout to finish after the restart", rolled_out, timeout=60)
+        assert status["updateRevision"] != first["currentRevision"]
+        pods = api.list("pods", "roll")[0]
+        assert sorted(p["metadata"]["name"] for p in pods) == ["r-0", "r-1", "r-2"]
+        assert {p["metadata"]["labels"]["controller-revision-hash"] for p in pods} == {status["updateRevision"]}
+        revisions = sorted(r["metadata"]["name"] for r in api.list("controllerrevisions", "roll")[0])
+        assert revisions == sorted([first["currentRevision"], status["updateRevision"]])
+    finally:
+        subprocess.run([sys.executable, "-m", "kubesim", "down", "--state", str(state_dir), "--grace", "5"],
+                       capture_output=True, text=True, timeout=120, check=False)
