@@ -214,8 +214,9 @@ class PodWorker(threading.Thread):
             return None
         if self.rejected is not None:
             reason, message = self.rejected
-            self._push(pod, {"phase": "Failed", "reason": reason, "message": f"Pod was rejected: {message}"},
-                       rejected=True)
+            if not self._push(pod, {"phase": "Failed", "reason": reason, "message": f"Pod was rejected: {message}"},
+                              rejected=True):
+                return 1.0
             self.terminal = True
             return None
         if not self.start_time:
@@ -263,7 +264,8 @@ class PodWorker(threading.Thread):
                 due = self._sync_container(pod, container, self.cstate[str(container.get("name"))], policy)
                 if due is not None:
                     dues.append(due)
-        self._push(pod)
+        if not self._push(pod):
+            dues.append(1.0)  # the API server is away (restarting?): try the status again soon
         if self._is_terminal(pod):
             self.terminal = True
             self._stop_all_probes()
@@ -706,7 +708,8 @@ class PodWorker(threading.Thread):
             out.append(entry)
         return out
 
-    def _push(self, pod: Obj, override: Obj | None = None, *, rejected: bool = False) -> None:
+    def _push(self, pod: Obj, override: Obj | None = None, *, rejected: bool = False) -> bool:
+        """Send the status if it changed; False when the API server did not take it."""
         spec = pod.get("spec") or {}
         current = pod.get("status") or {}
         if rejected:
@@ -744,16 +747,17 @@ class PodWorker(threading.Thread):
         comparable["conditions"] = [{k: v for k, v in cond.items() if k != "lastTransitionTime"}
                                     for cond in new.get("conditions") or []]
         if comparable == self.last_pushed:
-            return
+            return True
         try:
             self.ctx.api.patch("pods", self.pod_name, {"status": new}, self.namespace, subresource="status")
         except kclient.NotFound:
-            return
+            return True
         except kclient.ApiError as exc:
             log.warning("pod %s/%s: status update failed: %s", self.namespace, self.pod_name, exc)
             self.last_pushed = None
-            return
+            return False
         self.last_pushed = comparable
+        return True
 
 
 def _plain_exec(env: dict[str, str]) -> probes.ExecFn:
