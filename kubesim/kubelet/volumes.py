@@ -87,6 +87,13 @@ def _apply_fs_group(path: Path, gid: int, policy: str) -> None:
 
 def setup(pod: Obj, pod_dir: Path, get: Getter, *, pod_ip: str, host_ip: str) -> dict[str, Volume]:
     """Every volume of the pod as a host path; raises MountError naming the first that fails."""
+    try:
+        return _setup(pod, pod_dir, get, pod_ip=pod_ip, host_ip=host_ip)
+    except OSError as exc:
+        raise MountError(f"MountVolume.SetUp failed: {exc}") from None
+
+
+def _setup(pod: Obj, pod_dir: Path, get: Getter, *, pod_ip: str, host_ip: str) -> dict[str, Volume]:
     meta = pod.get("metadata") or {}
     spec = pod.get("spec") or {}
     namespace = str(meta.get("namespace") or "default")
@@ -161,6 +168,8 @@ def _host_path(source: Obj, name: str) -> Path:
     path = Path(str(source.get("path") or ""))
     kind = str(source.get("type") or "")
     fail = f'MountVolume.SetUp failed for volume "{name}" : hostPath type check failed: {path}'
+    if not path.is_absolute():
+        raise Unsupported(f'MountVolume.SetUp failed for volume "{name}" : hostPath "{path}" is not an absolute path')
     if kind == "DirectoryOrCreate" and not path.exists():
         path.mkdir(parents=True, mode=0o755)
     elif kind == "FileOrCreate" and not path.exists():
