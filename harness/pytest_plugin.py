@@ -140,7 +140,7 @@ def cluster(
     """
     from harness.clusters import base, factory
 
-    made = factory.make(cluster_settings, state_dir=tmp_path_factory.mktemp("kubesim-state"))
+    made = factory.make(cluster_settings, state_dir=tmp_path_factory.mktemp("embedded-cluster"))
     print(f"\nstarting the {made.kind} cluster for this session")
     try:
         try:
