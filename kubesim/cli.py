@@ -317,12 +317,18 @@ def status(state_dir: StateOpt) -> None:
 
 @app.command()
 def bench() -> None:
-    """Measure GET/LIST/watch speed against a fresh server with 1,000 pods (prints figures)."""
+    """Measure the API server (GET/LIST/watch with 1,000 pods) and a 3-node cluster (StatefulSet
+    readiness, pod replacement, idle CPU), each against a baseline measured in the same run."""
     import rich.console
 
     import kubesim.bench as bench_module
+    import kubesim.bench_cluster as cluster_bench
 
-    bench_module.run(rich.console.Console())
+    console = rich.console.Console()
+    console.rule("kubesim: API server")
+    bench_module.run(console)
+    console.rule("kubesim: cluster (control plane + 3 kubelets)")
+    cluster_bench.run(console)
 
 
 def main() -> None:

@@ -144,7 +144,8 @@ def _node_status(node: Obj) -> Cell:
     ready = "Unknown"
     for cond in _status(node).get("conditions") or []:
         if cond.get("type") == "Ready":
-            ready = {"True": "Ready", "False": "NotReady"}.get(str(cond.get("status")), "Unknown")
+            # upstream's printer: "Ready" only for True; False and Unknown both print NotReady
+            ready = "Ready" if cond.get("status") == "True" else "NotReady"
     if _spec(node).get("unschedulable"):
         ready += ",SchedulingDisabled"
     return ready
