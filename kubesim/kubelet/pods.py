@@ -743,10 +743,11 @@ class PodWorker(threading.Thread):
                 "reason": None,
                 "message": None,
             }
-        comparable = {k: v for k, v in new.items() if k != "conditions"}
-        comparable["conditions"] = [{k: v for k, v in cond.items() if k != "lastTransitionTime"}
-                                    for cond in new.get("conditions") or []]
-        if comparable == self.last_pushed:
+        comparable = _comparable(new)
+        # skip only when we sent this already AND the API server still has it: another writer (node
+        # lifecycle marking pods not Ready) is overwritten, as the kubelet's status manager does
+        in_api = _comparable({k: current.get(k) for k in new})
+        if comparable == self.last_pushed and comparable == in_api:
             return True
         try:
             self.ctx.api.patch("pods", self.pod_name, {"status": new}, self.namespace, subresource="status")
@@ -758,6 +759,22 @@ class PodWorker(threading.Thread):
             return False
         self.last_pushed = comparable
         return True
+
+
+def _strip_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_strip_nulls(v) for v in value]
+    return value
+
+
+def _comparable(st: Obj) -> Obj:
+    """A status without what may differ harmlessly (nulls = absent, condition transition times)."""
+    out: Obj = _strip_nulls(st)
+    out["conditions"] = [{k: v for k, v in cond.items() if k != "lastTransitionTime"}
+                         for cond in out.get("conditions") or []]
+    return out
 
 
 def _plain_exec(env: dict[str, str]) -> probes.ExecFn:
