@@ -455,3 +455,23 @@ def test_pod_hostname_resolves_to_its_pod_ip_in_its_etc_hosts(kubesim_cluster: A
     assert text.splitlines()[0] == "named"
     assert text.splitlines()[1] == f"{pod['status']['podIP']}\tnamed.svc.{namespace}.svc.cluster.local\tnamed"
     assert "named" not in Path("/etc/hosts").read_text()
+
+
+def test_run_to_completion_pods_end_succeeded_or_failed(kubesim_cluster: Any, namespace: str) -> None:
+    """E2/E3: restartPolicy Never/OnFailure pods whose containers all exited get a terminal phase."""
+    cluster = kubesim_cluster
+    cluster.client.create("pods", _pod("ok", [{"name": "c", "image": "busybox", "command": ["true"]}],
+                                       restartPolicy="OnFailure"), namespace)
+    cluster.client.create("pods", _pod("bad", [{"name": "c", "image": "busybox", "command": ["sh", "-c", "exit 4"]}],
+                                       restartPolicy="Never"), namespace)
+    def phase_is(want: str) -> Callable[[Obj], bool]:
+        return lambda p: (p.get("status") or {}).get("phase") == want
+
+    ok = await_("ok Succeeded", lambda: _get(cluster, namespace, "ok"), phase_is("Succeeded"))
+    bad = await_("bad Failed", lambda: _get(cluster, namespace, "bad"), phase_is("Failed"))
+    assert _cstatus(ok)["state"]["terminated"]["reason"] == "Completed"
+    assert _cstatus(bad)["state"]["terminated"]["exitCode"] == 4
+    assert _cstatus(bad)["restartCount"] == 0
+    ready = next(c for c in ok["status"]["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "False"
+    assert ready["reason"] == "PodCompleted"
