@@ -373,3 +373,70 @@ def test_unprivileged_shim_uses_a_user_namespace_and_still_mounts_volumes() -> N
         assert not Path(target).exists()
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+# ----- volumes -------------------------------------------------------------------------------------
+
+
+def _volume_pod(volumes_: list[dict[str, object]], fs_group: int | None = None) -> dict[str, object]:
+    spec: dict[str, object] = {"volumes": volumes_}
+    if fs_group is not None:
+        spec["securityContext"] = {"fsGroup": fs_group}
+    return {"metadata": {"name": "p", "namespace": "ns1", "uid": "u"}, "spec": spec}
+
+
+def test_claim_resolves_to_its_bound_pvs_directory_with_fsgroup_applied(tmp_path: Path) -> None:
+    from kubesim.kubelet import volumes
+
+    pv_dir = tmp_path / "pv"
+    pv_dir.mkdir()
+    (pv_dir / "old").write_text("x")
+    objects = {("persistentvolumeclaims", "ns1", "data-p"): {"metadata": {}, "spec": {"volumeName": "pv1"},
+                                                             "status": {"phase": "Bound"}},
+               ("persistentvolumes", "", "pv1"): {"spec": {"local": {"path": str(pv_dir)}}}}
+    got = volumes.setup(_volume_pod([{"name": "data", "persistentVolumeClaim": {"claimName": "data-p"}}], 4242),
+                        tmp_path / "pod", lambda k, ns, n: objects.get((k, ns, n)), pod_ip="", host_ip="")
+    assert got["data"].path == pv_dir
+    assert pv_dir.stat().st_gid == 4242
+    assert pv_dir.stat().st_mode & 0o2070 == 0o2070
+    assert (pv_dir / "old").stat().st_gid == 4242
+
+
+def test_unbound_or_missing_claims_wait_and_unknown_volume_types_are_unsupported(tmp_path: Path) -> None:
+    from kubesim.kubelet import volumes
+
+    pending = {("persistentvolumeclaims", "ns1", "c"): {"metadata": {}, "spec": {}, "status": {"phase": "Pending"}}}
+    with pytest.raises(volumes.MountError, match="PVC is not bound"):
+        volumes.setup(_volume_pod([{"name": "v", "persistentVolumeClaim": {"claimName": "c"}}]), tmp_path,
+                      lambda k, ns, n: pending.get((k, ns, n)), pod_ip="", host_ip="")
+    with pytest.raises(volumes.MountError, match='persistentvolumeclaim "c" not found'):
+        volumes.setup(_volume_pod([{"name": "v", "persistentVolumeClaim": {"claimName": "c"}}]), tmp_path,
+                      _no_objects, pod_ip="", host_ip="")
+    with pytest.raises(volumes.Unsupported, match="not supported"):
+        volumes.setup(_volume_pod([{"name": "v", "nfs": {"server": "x", "path": "/"}}]), tmp_path, _no_objects,
+                      pod_ip="", host_ip="")
+    with pytest.raises(volumes.MountError, match="is not a directory"):
+        volumes.setup(_volume_pod([{"name": "v", "hostPath": {"path": str(tmp_path / "nope"), "type": "Directory"}}]),
+                      tmp_path, _no_objects, pod_ip="", host_ip="")
+
+
+def test_configmap_secret_and_downward_api_volumes_are_files(tmp_path: Path) -> None:
+    import base64
+
+    from kubesim.kubelet import volumes
+
+    objects = {("configmaps", "ns1", "cm"): {"data": {"a.conf": "A", "b": "B"}},
+               ("secrets", "ns1", "s"): {"data": {"token": base64.b64encode(b"t0k").decode()}}}
+    got = volumes.setup(_volume_pod([
+        {"name": "c", "configMap": {"name": "cm", "items": [{"key": "a.conf", "path": "dir/a"}]}},
+        {"name": "s", "secret": {"secretName": "s"}},
+        {"name": "d", "downwardAPI": {"items": [{"path": "name", "fieldRef": {"fieldPath": "metadata.name"}}]}},
+        {"name": "e", "emptyDir": {}},
+    ]), tmp_path, lambda k, ns, n: objects.get((k, ns, n)), pod_ip="", host_ip="")
+    assert (got["c"].path / "dir" / "a").read_text() == "A"
+    assert not (got["c"].path / "b").exists()
+    assert (got["s"].path / "token").read_bytes() == b"t0k"
+    assert (got["d"].path / "name").read_text() == "p"
+    assert got["e"].path.stat().st_mode & 0o777 == 0o777
+    mounts = volumes.mounts_for({"volumeMounts": [{"name": "e", "mountPath": "/x", "subPath": "sub"}]}, got)
+    assert mounts == [{"source": str(got["e"].path / "sub"), "target": "/x", "readOnly": False}]
