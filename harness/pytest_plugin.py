@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -161,6 +161,30 @@ def cluster(
             made.stop()
         except base.ClusterError as exc:
             print(f"WARNING: {exc}")
+
+
+@pytest.fixture
+def report_attach(request: pytest.FixtureRequest) -> Callable[[str, str], None]:
+    """``attach(name, text)``: put text into the HTML report — shown inline, or as a link when
+    ``name`` ends in ``.json`` (results.json is too long to read inline).
+
+    A no-op without pytest-html (or with ``-p no:html``), so scenarios never depend on it.
+    """
+    if not request.config.pluginmanager.hasplugin("html"):
+        return lambda _name, _text: None
+    import html
+
+    import pytest_html
+
+    extras = request.getfixturevalue("extras")
+
+    def attach(name: str, text: str) -> None:
+        if name.endswith(".json"):
+            extras.append(pytest_html.extras.text(text, name=name))
+        else:
+            extras.append(pytest_html.extras.html(f"<h4>{html.escape(name)}</h4><pre>{html.escape(text)}</pre>"))
+
+    return attach
 
 
 SEED_KEY = pytest.StashKey[int]()

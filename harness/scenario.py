@@ -144,9 +144,10 @@ def judge(
     *,
     load: runner.LoadResult | None = None,
     progress: Callable[[str], None] = print,
+    attach: Callable[[str, str], None] | None = None,
 ) -> registry.Composed:
     """Judge the stored evidence (exactly what ``harness check`` would read), write results.json,
-    close the run, and print the verdicts."""
+    close the run, and print the verdicts (and ``attach`` them, e.g. to the HTML report)."""
     stored = store.open_run(run.path)
     composed = registry.compose(list(checkers), stored.history(), stored.facts(), expectations)
     run.write_results(composed.to_dict())
@@ -157,6 +158,9 @@ def judge(
     lines.append(composed.summary)
     lines += [f"  {name}: {v.summary}" for name, v in composed.verdicts.items()]
     progress("\n" + "\n".join(lines))
+    if attach is not None:
+        attach("verdicts", "\n".join(lines))
+        attach("results.json", json.dumps(composed.to_dict(), indent=1, sort_keys=True, default=str))
     return composed
 
 

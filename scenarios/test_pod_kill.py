@@ -51,7 +51,7 @@ def say(line: str) -> None:
 
 
 def test_force_deleted_pods_keep_every_acknowledged_checkpoint(
-    harness_seed: int, cluster: cluster_base.Cluster
+    harness_seed: int, cluster: cluster_base.Cluster, report_attach: Callable[[str, str], None]
 ) -> None:
     namespace = f"chaos-pod-kill-{secrets.token_hex(3)}"
     spec = deploy_spec.parse({
@@ -103,7 +103,7 @@ def test_force_deleted_pods_keep_every_acknowledged_checkpoint(
             retention=facts.RetentionPolicy(when_deleted=spec.when_deleted, when_scaled=spec.when_scaled),
             keep_last=KEEP_LAST,
         ))
-        composed = scenario.judge(run, CHECKERS, exp, load=result, progress=say)
+        composed = scenario.judge(run, CHECKERS, exp, load=result, progress=say, attach=report_attach)
     finally:
         kube_client.close(api)
         say(f"deleting namespace {namespace}")

@@ -14,6 +14,7 @@ newest acknowledged step again after each kill.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -32,7 +33,9 @@ SHARDS = 4
 USERS = 6
 
 
-def test_sigkilled_writers_keep_every_acknowledged_checkpoint(harness_seed: int, tmp_path: Path) -> None:
+def test_sigkilled_writers_keep_every_acknowledged_checkpoint(
+    harness_seed: int, tmp_path: Path, report_attach: Callable[[str, str], None]
+) -> None:
     schedule = scenario.seeded_schedule(harness_seed, KILLS, [f"ckpt-{n}" for n in range(ORDINALS)])
     exp = expect.Expectations()
     settings = {"ordinals": ORDINALS, "keep_last": KEEP_LAST, "kills": KILLS, "load_seconds": LOAD_SECONDS,
@@ -57,7 +60,7 @@ def test_sigkilled_writers_keep_every_acknowledged_checkpoint(harness_seed: int,
     # Writers are stopped (SIGTERM, drained): only now are the volumes read back.
     run.write_facts(volumes.run_facts({w.ordinal: w.data_dir for w in writers.writers}, keep_last=KEEP_LAST))
 
-    composed = scenario.judge(run, ["durability", "availability", "perf"], exp, load=result)
+    composed = scenario.judge(run, ["durability", "availability", "perf"], exp, load=result, attach=report_attach)
     assert composed.verdicts["durability"].valid is True, composed.verdicts["durability"].summary
     assert composed.verdicts["availability"].valid is True, composed.verdicts["availability"].summary
     kills = scenario.fault_count(run.path)

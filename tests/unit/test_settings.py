@@ -77,23 +77,3 @@ def test_settings_serialise_for_run_json(tmp_path: Path) -> None:
     chosen = resolve(cli={"cluster": "existing", "kubeconfig": str(kubeconfig), "context": "kind-ckpt"})
     assert chosen.to_dict() == {"kind": "existing", "kubeconfig": str(kubeconfig), "context": "kind-ckpt",
                                 "sources": {"cluster": "cli", "kubeconfig": "cli", "context": "cli"}}
-
-
-pytest_plugins = ["pytester"]
-
-
-def test_plugin_turns_a_bad_cluster_option_into_a_usage_error(pytester: pytest.Pytester) -> None:
-    pytester.makeconftest('pytest_plugins = ["harness.pytest_plugin"]')
-    pytester.makepyfile("def test_nothing():\n    pass\n")
-    result = pytester.runpytest_subprocess("--cluster", "bogus", "-p", "no:cacheprovider")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["ERROR: --cluster='bogus' is not one of embedded, existing"])
-
-
-def test_plugin_header_names_the_cluster_and_its_source(pytester: pytest.Pytester) -> None:
-    pytester.makeconftest('pytest_plugins = ["harness.pytest_plugin"]')
-    pytester.makeini("[pytest]\nharness_cluster = embedded\n")
-    pytester.makepyfile("def test_nothing():\n    pass\n")
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
-    result.stdout.fnmatch_lines(["harness cluster: embedded (from ini)"])
-    assert result.ret == 0

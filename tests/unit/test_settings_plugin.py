@@ -1,0 +1,43 @@
+"""The pytest plugin: option errors are usage errors, the header names the cluster, report attachments."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+
+def test_plugin_turns_a_bad_cluster_option_into_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest('pytest_plugins = ["harness.pytest_plugin"]')
+    pytester.makepyfile("def test_nothing():\n    pass\n")
+    result = pytester.runpytest_subprocess("--cluster", "bogus", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --cluster='bogus' is not one of embedded, existing"])
+
+
+def test_plugin_header_names_the_cluster_and_its_source(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest('pytest_plugins = ["harness.pytest_plugin"]')
+    pytester.makeini("[pytest]\nharness_cluster = embedded\n")
+    pytester.makepyfile("def test_nothing():\n    pass\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["harness cluster: embedded (from ini)"])
+    assert result.ret == 0
+
+
+def test_report_attach_puts_verdicts_inline_in_the_html_report(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest('pytest_plugins = ["harness.pytest_plugin"]')
+    pytester.makepyfile("def test_attach(report_attach):\n"
+                        "    report_attach('verdicts', 'durability: valid <ok>')\n"
+                        "    report_attach('results.json', '{}')\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--html=report.html", "--self-contained-html")
+    assert result.ret == 0
+    page = (pytester.path / "report.html").read_text()
+    assert "durability: valid &amp;lt;ok&amp;gt;" in page or "durability: valid &lt;ok&gt;" in page
+    assert "results.json" in page
+
+
+def test_report_attach_is_a_no_op_without_pytest_html(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest('pytest_plugins = ["harness.pytest_plugin"]')
+    pytester.makepyfile("def test_attach(report_attach):\n    report_attach('verdicts', 'x')\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:html")
+    assert result.ret == 0
