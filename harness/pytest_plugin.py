@@ -153,7 +153,7 @@ def cluster(
         except base.ClusterError as exc:
             if exc.details:
                 print(exc.details)
-            pytest.fail(f"cluster did not start: {exc}", pytrace=False)
+            pytest.fail(f"cluster did not start: {_with_our_option_names(str(exc))}", pytrace=False)
         print(f"cluster ready: {made.describe()}")
         yield made
     finally:
@@ -161,6 +161,13 @@ def cluster(
             made.stop()
         except base.ClusterError as exc:
             print(f"WARNING: {exc}")
+
+
+def _with_our_option_names(message: str) -> str:
+    """harness.kube's hints name kubectl's flags; under pytest the options are ours."""
+    return message.replace("--kubeconfig PATH", "--harness-kubeconfig PATH").replace(
+        "--context NAME", "--harness-context NAME"
+    )
 
 
 @pytest.fixture

@@ -41,3 +41,16 @@ def test_report_attach_is_a_no_op_without_pytest_html(pytester: pytest.Pytester)
     pytester.makepyfile("def test_attach(report_attach):\n    report_attach('verdicts', 'x')\n")
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:html")
     assert result.ret == 0
+
+
+def test_wrong_context_fails_the_scenario_with_our_option_name(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest('pytest_plugins = ["harness.pytest_plugin"]')
+    (pytester.path / "kubeconfig").write_text(
+        "contexts: [{name: a, context: {cluster: c, user: u}}]\nclusters: [{name: c, cluster: {server: "
+        "'https://127.0.0.1:9'}}]\nusers: [{name: u, user: {token: t}}]\ncurrent-context: a\n")
+    pytester.makepyfile("def test_needs_cluster(cluster):\n    pass\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--cluster", "existing",
+                                           "--harness-kubeconfig", "kubeconfig", "--harness-context", "b")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*cluster did not start: context 'b' is not in kubeconfig (contexts: a); "
+                                 "pass --harness-context NAME*"])
