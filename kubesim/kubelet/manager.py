@@ -17,7 +17,7 @@ from typing import Any
 
 from kubesim import client as kclient
 from kubesim.controllers import events, settings
-from kubesim.kubelet import backoff, containers, node, podip, pods
+from kubesim.kubelet import admission, backoff, containers, node, podip, pods
 
 Obj = dict[str, Any]
 log = logging.getLogger("kubesim.kubelet")
@@ -71,24 +71,19 @@ class Kubelet:
             if phase in ("Succeeded", "Failed") and not meta.get("deletionTimestamp"):
                 return  # finished before this kubelet started: nothing to run
             worker = pods.PodWorker(self.ctx, pod, self._done)
-            if phase not in ("Running",) and not meta.get("deletionTimestamp"):
-                self._admit(worker, pod)
+            if not (pod.get("status") or {}).get("startTime") and not meta.get("deletionTimestamp"):
+                self._admit(worker, pod)  # pods a previous kubelet admitted are not re-judged
             self.workers[uid] = worker
         worker.start()
 
     def _admit(self, worker: pods.PodWorker, pod: Obj) -> None:
-        """Kubelet admission (lifecycle/predicate.go): host ports already taken on this node."""
-        want = pods.host_ports(pod)
-        if not want:
-            return
-        used: set[tuple[str, str, int]] = set()
-        for other in self.workers.values():
-            if not other.terminal and other.rejected is None:
-                used |= pods.host_ports(other.pod)
-        if pods.ports_conflict(want, used):
-            message = "Predicate NodePorts failed: node(s) didn't have free ports for the requested pod ports"
-            worker.rejected = ("NodePorts", message)
-            self._event(pod, "Warning", "NodePorts", message)
+        """Kubelet admission (lifecycle/predicate.go GeneralPredicates): what a manually bound pod can
+        get wrong that the scheduler would have caught — node selector, host ports, pod count, requests."""
+        admitted = [w.pod for w in self.workers.values() if not w.terminal and w.rejected is None]
+        verdict = admission.check(pod, admitted, self.agent.labels(), self.agent.capacity)
+        if verdict is not None:
+            worker.rejected = verdict
+            self._event(pod, "Warning", verdict[0], verdict[1])
 
     def remove(self, uid: str) -> None:
         with self.lock:

@@ -790,23 +790,3 @@ def _plain_exec(env: dict[str, str]) -> probes.ExecFn:
         return done.returncode, (done.stdout + done.stderr).decode(errors="replace")
 
     return run
-
-
-# ----- admission -----------------------------------------------------------------------------------
-
-
-def host_ports(pod: Obj) -> set[tuple[str, str, int]]:
-    out: set[tuple[str, str, int]] = set()
-    for c in (pod.get("spec") or {}).get("containers") or []:
-        for p in c.get("ports") or []:
-            if p.get("hostPort"):
-                out.add((str(p.get("hostIP") or "0.0.0.0"), str(p.get("protocol") or "TCP"), int(p["hostPort"])))
-    return out
-
-
-def ports_conflict(want: set[tuple[str, str, int]], used: set[tuple[str, str, int]]) -> bool:
-    for ip, proto, port in want:
-        for uip, uproto, uport in used:
-            if port == uport and proto == uproto and (ip == uip or "0.0.0.0" in (ip, uip)):
-                return True
-    return False

@@ -440,3 +440,29 @@ def test_configmap_secret_and_downward_api_volumes_are_files(tmp_path: Path) -> 
     assert got["e"].path.stat().st_mode & 0o777 == 0o777
     mounts = volumes.mounts_for({"volumeMounts": [{"name": "e", "mountPath": "/x", "subPath": "sub"}]}, got)
     assert mounts == [{"source": str(got["e"].path / "sub"), "target": "/x", "readOnly": False}]
+
+
+# ----- admission ---------------------------------------------------------------------------------
+
+
+def test_admission_rejects_what_the_scheduler_would_have_filtered() -> None:
+    from kubesim.kubelet import admission
+
+    labels = {"kubernetes.io/hostname": "kubesim-worker"}
+    alloc = {"cpu": "2", "memory": "1Gi", "pods": "3"}
+
+    def pod(cpu: str | None = None, host_port: int | None = None, selector: dict[str, str] | None = None
+            ) -> dict[str, object]:
+        c: dict[str, object] = {"name": "c"}
+        if cpu:
+            c["resources"] = {"requests": {"cpu": cpu}}
+        if host_port:
+            c["ports"] = [{"containerPort": 80, "hostPort": host_port}]
+        return {"spec": {"containers": [c], "nodeSelector": selector or {}}}
+
+    assert admission.check(pod("500m"), [pod("1")], labels, alloc) is None
+    assert admission.check(pod("1500m"), [pod("1")], labels, alloc) == (
+        "OutOfcpu", "Node didn't have enough resource: cpu, requested: 1500, used: 1000, capacity: 2000")
+    assert admission.check(pod(host_port=80), [pod(host_port=80)], labels, alloc)[0] == "NodePorts"  # type: ignore[index]
+    assert admission.check(pod(selector={"kubernetes.io/hostname": "other"}), [], labels, alloc)[0] == "NodeAffinity"  # type: ignore[index]
+    assert admission.check(pod(), [pod(), pod(), pod()], labels, alloc)[0] == "OutOfpods"  # type: ignore[index]
