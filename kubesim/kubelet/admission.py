@@ -4,6 +4,8 @@ A pod bound by hand (``spec.nodeName`` set, no scheduler) can ask for what the n
 the kubelet then rejects it: phase Failed, ``reason`` the predicate (``NodeAffinity``,
 ``NodePorts``, ``OutOfpods``, ``OutOfcpu``, ``OutOfmemory``) and ``message`` "Pod was rejected:
 <why>". Checked in upstream's order: node selector, ports, then resources (first failure wins).
+Resources are judged only for pods bound by hand: kubesim's scheduler has no resource fit, and a
+pod it placed that the kubelet then rejected would be recreated and rejected forever.
 """
 
 from __future__ import annotations
@@ -60,6 +62,12 @@ def requests(pod: Obj, resource: str) -> int:
     return max(total, init)
 
 
+def _scheduled(pod: Obj) -> bool:
+    """Bound through the scheduler (pods/binding sets PodScheduled=True), not by hand."""
+    return any(c.get("type") == "PodScheduled" and c.get("status") == "True"
+               for c in (pod.get("status") or {}).get("conditions") or [])
+
+
 def check(pod: Obj, admitted: Sequence[Obj], node_labels: Mapping[str, str],
           allocatable: Mapping[str, str]) -> tuple[str, str] | None:
     """(reason, message) when the pod must be rejected, else None."""
@@ -74,6 +82,8 @@ def check(pod: Obj, admitted: Sequence[Obj], node_labels: Mapping[str, str],
         if ports_conflict(want, used):
             return ("NodePorts",
                     "Predicate NodePorts failed: node(s) didn't have free ports for the requested pod ports")
+    if _scheduled(pod):
+        return None  # kubesim's scheduler does not fit resources yet: judging them here would loop forever
     max_pods = _amount(allocatable.get("pods", "110"), "pods")
     if len(admitted) + 1 > max_pods:
         return "OutOfpods", (f"Node didn't have enough resource: pods, requested: 1, used: {len(admitted)}, "
