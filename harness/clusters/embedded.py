@@ -30,9 +30,10 @@ DEFAULT_PERIODS: Mapping[str, str] = {
 
 #: Lines of each log shown when the cluster does not come up.
 TAIL_LINES = 8
-#: Output of ``up`` that means a part of kubesim is not there yet (or broken at import): the
-#: cluster cannot run here at all, which scenarios report as a skip naming the module.
-_MISSING_MARKERS = ("No module named", "ModuleNotFoundError", "ImportError")
+#: Output of ``up`` that means a part of kubesim is not installed here (e.g. no kubelet module):
+#: the cluster cannot run on this machine at all, which scenarios report as a skip naming the
+#: module. Anything else (a kubesim that is there but broken) is an error, never a skip.
+_MISSING_MARKERS = ("No module named kubesim", "No module named 'kubesim")
 
 
 @dataclasses.dataclass

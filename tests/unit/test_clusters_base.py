@@ -135,3 +135,10 @@ def test_factory_builds_the_chosen_kind(tmp_path: Path) -> None:
     assert factory.make(settings.ClusterSettings(), state_dir=tmp_path).kind == "embedded"
     made = factory.make(settings.ClusterSettings(kind="existing", context="c"), state_dir=tmp_path)
     assert (made.kind, made.context) == ("existing", "c")
+
+
+def test_a_broken_kubesim_is_an_error_not_a_skip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(subprocess, "run", FakeRun(done(1, err="ImportError: cannot import name 'x' from 'kubesim.y'")))
+    with pytest.raises(base.ClusterError) as caught:
+        embedded.EmbeddedCluster(state_dir=tmp_path).start()
+    assert not isinstance(caught.value, base.ClusterUnavailable)
