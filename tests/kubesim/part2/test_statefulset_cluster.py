@@ -284,7 +284,7 @@ def test_a_rollout_survives_a_control_plane_sigkill(tmp_path: Path, kubesim_clus
     """A9 B5 (issue: control plane SIGKILLed and restarted during a rollout completes, nothing duplicated or lost).
 
     A cluster of its own (one node), so the shared one keeps its address. Each new pod turns Ready
-    only after 2 s, so the SIGKILL lands mid-rollout, right after the first old pod was deleted.
+    only after 1 s, so the SIGKILL lands mid-rollout, right after the first old pod was deleted.
     """
     state_dir = tmp_path / "rollout"
 
@@ -299,10 +299,11 @@ def test_a_rollout_survives_a_control_plane_sigkill(tmp_path: Path, kubesim_clus
         api.create("namespaces", {"metadata": {"name": "roll"}})
         body = {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "r"}, "spec": {
             "replicas": 3, "serviceName": "r", "selector": {"matchLabels": {"app": "r"}},
+            "podManagementPolicy": "Parallel",  # quick start; the rolling update is one pod at a time regardless
             "template": {"metadata": {"labels": {"app": "r"}}, "spec": {
                 "terminationGracePeriodSeconds": 1,
                 "containers": [{"name": "c", "image": "busybox", "command": ["sleep", "3600"],
-                                "readinessProbe": {"exec": {"command": ["true"]}, "initialDelaySeconds": 2,
+                                "readinessProbe": {"exec": {"command": ["true"]}, "initialDelaySeconds": 1,
                                                    "periodSeconds": 1}}]}}}}
         api.create("statefulsets", body, "roll")
         first = ready(api, "roll", "r", 3)
