@@ -2,7 +2,7 @@
 
 Periods come from ``KUBESIM_*`` environment variables (kubesim.controllers.settings, what
 ``kubesim up`` hands every component): node status / lease interval, lease duration and the
-CrashLoopBackOff base and cap. ``KUBESIM_PROBE_FAST_START`` (seconds, default 0.25; 0 = upstream
+CrashLoopBackOff base and cap. ``KUBESIM_PROBE_FAST_START`` (seconds, default 0.1; 0 = upstream
 timing) is the kubelet's own.
 """
 
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"--node-index {index} is outside 1..{podip.MAX_NODE_INDEX}")
     try:
         cfg = settings.ControllerSettings.from_env()
-        fast_start = settings.parse_duration(os.environ.get("KUBESIM_PROBE_FAST_START", "0.25"))
+        fast_start = settings.parse_duration(os.environ.get("KUBESIM_PROBE_FAST_START", "0.1"))
     except ValueError as exc:
         return _fail(str(exc))
     node_dir = state_dir / "nodes" / args.node

@@ -9,7 +9,7 @@ starts succeeded, startup starts failed and gates the other two (they run once i
 The host of httpGet/tcpSocket defaults to the pod IP.
 
 One deliberate difference: until a readiness probe has succeeded once, it is retried every
-``fast_start`` seconds (0.25 s by default) instead of ``periodSeconds``, without Unhealthy events
+``fast_start`` seconds (0.1 s by default) instead of ``periodSeconds``, without Unhealthy events
 for those extra attempts, so a pod is Ready moments after its server listens rather than up to a
 full period later (kubesim's speed targets count on it). Set ``KUBESIM_PROBE_FAST_START=0`` for
 upstream timing.
