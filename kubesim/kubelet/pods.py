@@ -438,7 +438,27 @@ class PodWorker(threading.Thread):
         log.info("pod %s/%s container %s started (pid %d, %s sandbox, restart %d)", self.namespace, self.pod_name,
                  c.name, proc.init_pid, proc.mode, index)
         self._start_probes(pod, container, c, proc, launch)
+        self._post_start(pod, container, c, proc)
         return None
+
+    def _post_start(self, pod: Obj, container: Obj, c: CState, proc: containers.Process) -> None:
+        """lifecycle.postStart right after the start; a failure kills the container (restart policy applies)."""
+        hook = (container.get("lifecycle") or {}).get("postStart") or {}
+        if not hook:
+            return
+        grace = float((pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30))
+        ok, message = True, ""
+        if hook.get("exec") and c.exec_fn is not None:
+            ok, message = probes.run_exec(hook["exec"], c.exec_fn, max(grace, MIN_GRACE))
+        elif hook.get("httpGet"):
+            ok, message = probes.http_get(hook["httpGet"], container, self.pod_ip, max(grace, MIN_GRACE))
+        elif hook.get("sleep"):
+            proc.exited.wait(float(hook["sleep"].get("seconds") or 0))
+        if ok or proc.exited.is_set():
+            return
+        log.info("pod %s/%s container %s: postStart hook failed: %s", self.namespace, self.pod_name, c.name, message)
+        self.ctx.event(pod, "Warning", "FailedPostStartHook", f"PostStartHook failed: {message}")
+        self._kill(pod, container, c, grace, "")
 
     def _watch_exit(self, proc: containers.Process) -> None:
         proc.wait()

@@ -475,3 +475,13 @@ def test_run_to_completion_pods_end_succeeded_or_failed(kubesim_cluster: Any, na
     ready = next(c for c in ok["status"]["conditions"] if c["type"] == "Ready")
     assert ready["status"] == "False"
     assert ready["reason"] == "PodCompleted"
+
+
+def test_failing_poststart_hook_kills_and_restarts_the_container(kubesim_cluster: Any, namespace: str) -> None:
+    cluster = kubesim_cluster
+    container = {"name": "c", "image": "registry.k8s.io/pause:3.10",
+                 "lifecycle": {"postStart": {"exec": {"command": ["sh", "-c", "exit 9"]}}}}
+    cluster.client.create("pods", _pod("post", [container]), namespace)
+    await_("FailedPostStartHook and a restart", lambda: _get(cluster, namespace, "post"),
+           lambda p: _cstatus(p).get("restartCount", 0) >= 1)
+    assert any(e["reason"] == "FailedPostStartHook" for e in _events(cluster, namespace, "post"))
