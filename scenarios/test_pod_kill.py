@@ -44,6 +44,8 @@ USERS = 6
 ROLLOUT_TIMEOUT_S = 120.0
 READ_BACK_TIMEOUT_S = 120.0
 CHECKERS = ("durability", "identity", "availability", "perf")
+#: seconds between a heal and the next kill: with ~1 s per kill, spreads the kills over the load
+DELAY_S = (1.0, 4.5)
 
 
 def say(line: str) -> None:
@@ -57,7 +59,8 @@ def test_force_deleted_pods_keep_every_acknowledged_checkpoint(
     spec = deploy_spec.parse({
         "namespace": namespace, "replicas": str(ORDINALS), "storage_class": "standard", "keep_last": str(KEEP_LAST),
     })
-    schedule = scenario.seeded_schedule(harness_seed, KILLS, [f"{spec.name}-{n}" for n in range(ORDINALS)])
+    schedule = scenario.seeded_schedule(harness_seed, KILLS, [f"{spec.name}-{n}" for n in range(ORDINALS)],
+                                        delay_s=DELAY_S)
     exp = expect.Expectations()
     settings = {"ordinals": ORDINALS, "keep_last": KEEP_LAST, "kills": KILLS, "load_seconds": LOAD_SECONDS,
                 "checkpoint_bytes": CHECKPOINT_BYTES, "shards": SHARDS, "users": USERS, "namespace": namespace,
