@@ -221,6 +221,11 @@ class PodWorker(threading.Thread):
             return None
         if not self.start_time:
             self.start_time = iso()
+        deadline = spec.get("activeDeadlineSeconds")
+        if deadline is not None:
+            left = _parse_iso(self.start_time) + float(deadline) - time.time()
+            if left <= 0:
+                return self._deadline_exceeded(pod)
         if not self.pod_ip:
             self.pod_ip = self.ctx.allocator.allocate(self.uid)
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -266,6 +271,8 @@ class PodWorker(threading.Thread):
                     dues.append(due)
         if not self._push(pod):
             dues.append(1.0)  # the API server is away (restarting?): try the status again soon
+        if deadline is not None:
+            dues.append(max(0.01, _parse_iso(self.start_time) + float(deadline) - time.time()))
         if self._is_terminal(pod):
             self.terminal = True
             self._stop_all_probes()
@@ -639,6 +646,17 @@ class PodWorker(threading.Thread):
                 c.terminated = c.last_terminated
                 c.last_terminated = c.prev_terminated
 
+    def _deadline_exceeded(self, pod: Obj) -> float | None:
+        """activeDeadlineSeconds ran out (``pkg/kubelet/active_deadline.go``): stop everything, phase Failed."""
+        message = "Pod was active on the node longer than the specified deadline"
+        if any(c.proc is not None for c in self.all_states()):
+            self.ctx.event(pod, "Normal", "DeadlineExceeded", message)
+            self._terminate(pod, float((pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30)))
+        if not self._push(pod, {"phase": "Failed", "reason": "DeadlineExceeded", "message": message}):
+            return 1.0
+        self.terminal = True
+        return None
+
     def _pre_stop_then_term(self, pod: Obj, c: CState, deadline: float) -> None:
         proc = c.proc
         self._pre_stop(pod, c, deadline)
@@ -763,6 +781,9 @@ class PodWorker(threading.Thread):
                 "reason": None,
                 "message": None,
             }
+            for key in ("reason", "message"):
+                if override and key in override:
+                    new[key] = override[key]
         comparable = _comparable(new)
         # skip only when we sent this already AND the API server still has it: another writer (node
         # lifecycle marking pods not Ready) is overwritten, as the kubelet's status manager does
@@ -779,6 +800,10 @@ class PodWorker(threading.Thread):
             return False
         self.last_pushed = comparable
         return True
+
+
+def _parse_iso(text: str) -> float:
+    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC).timestamp()
 
 
 def _strip_nulls(value: Any) -> Any:

@@ -485,3 +485,13 @@ def test_failing_poststart_hook_kills_and_restarts_the_container(kubesim_cluster
     await_("FailedPostStartHook and a restart", lambda: _get(cluster, namespace, "post"),
            lambda p: _cstatus(p).get("restartCount", 0) >= 1)
     assert any(e["reason"] == "FailedPostStartHook" for e in _events(cluster, namespace, "post"))
+
+
+def test_active_deadline_stops_the_pod_and_fails_it(kubesim_cluster: Any, namespace: str) -> None:
+    cluster = kubesim_cluster
+    cluster.client.create("pods", _pod("deadline", [{"name": "c", "image": "registry.k8s.io/pause:3.10"}],
+                                       activeDeadlineSeconds=2), namespace)
+    got = await_("DeadlineExceeded", lambda: _get(cluster, namespace, "deadline"),
+                 lambda p: (p.get("status") or {}).get("reason") == "DeadlineExceeded", timeout=15)
+    assert got["status"]["phase"] == "Failed"
+    assert "terminated" in _cstatus(got)["state"]
