@@ -307,13 +307,20 @@ class PodWorker(threading.Thread):
     # ----- containers -----------------------------------------------------------------------------
 
     def _sync_container(self, pod: Obj, container: Obj, c: CState, policy: str) -> float | None:
+        changed = False
         if c.proc is not None:
             if not c.proc.exited.is_set():
-                if not c.kill_reason:
+                changed = c.spec.get("image") != container.get("image")
+                if changed:  # the only container field a pod update may change (validation)
+                    grace = float((pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30))
+                    self._kill(pod, container, c, grace, "",
+                               message=f"Container {c.name} definition changed, will be restarted")
+                elif not c.kill_reason:
                     return None
-                self._kill(pod, container, c, self._probe_grace(pod, container, c.kill_reason), c.kill_reason)
+                else:
+                    self._kill(pod, container, c, self._probe_grace(pod, container, c.kill_reason), c.kill_reason)
             self._exited(c)
-        if c.instances == 0:
+        if c.instances == 0 or changed:
             return self._start(pod, container, c)
         last_code = int((c.last_terminated or {}).get("exitCode", 0))
         if policy == "Never" or (policy == "OnFailure" and last_code == 0):
@@ -592,11 +599,11 @@ class PodWorker(threading.Thread):
 
     # ----- stopping -------------------------------------------------------------------------------
 
-    def _kill(self, pod: Obj, container: Obj, c: CState, grace: float, why: str) -> None:
+    def _kill(self, pod: Obj, container: Obj, c: CState, grace: float, why: str, *, message: str = "") -> None:
         proc = c.proc
         if proc is None or proc.exited.is_set():
             return
-        message = f"Stopping container {c.name}"
+        message = message or f"Stopping container {c.name}"
         if why:
             message = f"Container {c.name} failed {why} probe, will be restarted"
         self.ctx.event(pod, "Normal", "Killing", message)

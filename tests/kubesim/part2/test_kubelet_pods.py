@@ -495,3 +495,16 @@ def test_active_deadline_stops_the_pod_and_fails_it(kubesim_cluster: Any, namesp
                  lambda p: (p.get("status") or {}).get("reason") == "DeadlineExceeded", timeout=15)
     assert got["status"]["phase"] == "Failed"
     assert "terminated" in _cstatus(got)["state"]
+
+
+def test_changing_a_containers_image_restarts_it_with_the_new_image(kubesim_cluster: Any, namespace: str) -> None:
+    cluster = kubesim_cluster
+    cluster.client.create("pods", _pod("swap", [{"name": "c", "image": "registry.k8s.io/pause:3.9"}]), namespace)
+    await_("swap Ready", lambda: _get(cluster, namespace, "swap"), _ready)
+    new_image = {"spec": {"containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}]}}
+    cluster.client.patch("pods", "swap", new_image, namespace, patch_type="strategic")
+    got = await_("running the new image", lambda: _get(cluster, namespace, "swap"),
+                 lambda p: _cstatus(p).get("image") == "registry.k8s.io/pause:3.10" and _ready(p))
+    assert _cstatus(got)["restartCount"] == 1
+    assert ("Killing", "Container c definition changed, will be restarted") in [
+        (e["reason"], e["message"]) for e in _events(cluster, namespace, "swap")]
