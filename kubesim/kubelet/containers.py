@@ -202,7 +202,11 @@ def _start_time(pid: int) -> str | None:
 
 
 class Registry:
-    """``nodes/<node>/containers.json``: {"<ns>/<pod>/<container>": {pid, pgid, uid, start}}."""
+    """``nodes/<node>/containers.json``: {"<ns>/<pod>/<container>": {pid, pgid, uid, start, start_time, id}}.
+
+    ``pid`` is the container's PID 1 as the host sees it, ``pgid`` the shim's process group;
+    ``start`` / ``start_time`` are field 22 of /proc/<pgid|pid>/stat, so a recycled pid is never signalled.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -231,7 +235,8 @@ class Registry:
     def add(self, key: str, proc: Process, uid: str) -> None:
         with self._lock:
             self._live[key] = {"pid": proc.init_pid, "pgid": proc.pgid, "uid": uid,
-                               "start": _start_time(proc.pgid), "id": proc.container_id}
+                               "start": _start_time(proc.pgid), "start_time": _start_time(proc.init_pid),
+                               "id": proc.container_id}
             self._write_locked()
 
     def remove(self, key: str, proc: Process) -> None:
