@@ -297,8 +297,10 @@ def test_kubelet_sigkilled_takes_its_containers_and_a_restarted_one_resumes_the_
     state = json.loads((Path(cluster.state_dir) / "state.json").read_text())
     kubelet_pid = state["components"][f"kubelet/{node}"]["pid"]
     os.kill(kubelet_pid, signal.SIGKILL)  # not `node crash`: PDEATHSIG + the PID namespace must do it alone
-    await_("all container processes gone", lambda: [p for p in pids if _alive(p)], lambda alive: not alive)
-    cluster.run("node", "restore", node)
+    try:
+        await_("all container processes gone", lambda: [p for p in pids if _alive(p)], lambda alive: not alive)
+    finally:
+        cluster.heal()
     after = await_("survivor restarted and Ready", lambda: _get(cluster, namespace, "survivor"),
                    lambda p: _ready(p) and _cstatus(p).get("restartCount", 0) == 1, timeout=30)
     assert after["status"]["podIP"] == before["status"]["podIP"]
@@ -316,10 +318,12 @@ def test_deletion_requested_while_the_kubelet_is_down_is_finished_when_it_return
     cluster.client.create("pods", pod, namespace)
     await_("late Ready", lambda: _get(cluster, namespace, "late"), _ready)
     cluster.run("node", "crash", node)
-    cluster.client.delete("pods", "late", namespace)
-    got = _get(cluster, namespace, "late")
-    assert got["metadata"].get("deletionTimestamp")
-    cluster.run("node", "restore", node)
+    try:
+        cluster.client.delete("pods", "late", namespace)
+        got = _get(cluster, namespace, "late")
+        assert got["metadata"].get("deletionTimestamp")
+    finally:
+        cluster.heal()
     await_("late removed after restore", lambda: _gone(cluster, namespace, "late"), bool, timeout=30)
 
 
