@@ -633,6 +633,8 @@ class PodWorker(threading.Thread):
             g = grace
             if g is None:
                 g = float((current.get("metadata") or {}).get("deletionGracePeriodSeconds") or 0)
+            if self.removed:  # force-deleted meanwhile: the kubelet's minimum grace, no more
+                g = 0.0
             deadline = start + max(g, MIN_GRACE)
             running = [c for c in running if c.proc is not None and not c.proc.exited.is_set()]
             left = deadline - time.monotonic()

@@ -512,3 +512,19 @@ def test_changing_a_containers_image_restarts_it_with_the_new_image(kubesim_clus
     assert _cstatus(got)["restartCount"] == 1
     assert ("Killing", "Container c definition changed, will be restarted") in [
         (e["reason"], e["message"]) for e in _events(cluster, namespace, "swap")]
+
+
+def test_force_delete_during_a_long_grace_period_stops_the_container_within_seconds(kubesim_cluster: Any,
+                                                                                     namespace: str) -> None:
+    cluster = kubesim_cluster
+    pod = _pod("slow", [{"name": "c", "image": "busybox", "command": ["sh", "-c", "sleep 3600"]}],
+               terminationGracePeriodSeconds=60)
+    cluster.client.create("pods", pod, namespace)
+    await_("slow Ready", lambda: _get(cluster, namespace, "slow"), _ready)
+    entry = _containers_json(cluster, NODE)[f"{namespace}/slow/c"]
+    cluster.client.delete("pods", "slow", namespace)  # 60 s grace; sh as PID 1 ignores SIGTERM
+    started = time.monotonic()
+    cluster.client.delete("pods", "slow", namespace, grace_period_seconds=0)  # kubectl delete --force
+    await_("container gone after the force delete", lambda: _alive(entry["pid"]), lambda alive: not alive,
+           timeout=10)
+    assert time.monotonic() - started < 6
