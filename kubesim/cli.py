@@ -323,12 +323,15 @@ def bench() -> None:
 
     import kubesim.bench as bench_module
     import kubesim.bench_cluster as cluster_bench
+    import kubesim.kubelet.bench as kubelet_bench
 
     console = rich.console.Console()
     console.rule("kubesim: API server")
     bench_module.run(console)
     console.rule("kubesim: cluster (control plane + 3 kubelets)")
     cluster_bench.run(console)
+    console.rule("kubesim: kubelet pod start")
+    kubelet_bench.run(console)
 
 
 def main() -> None:
