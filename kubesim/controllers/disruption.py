@@ -24,7 +24,7 @@ from typing import Any
 from kubesim import client
 from kubesim.apiserver import selectors
 from kubesim.controllers import disruption_logic as logic
-from kubesim.controllers import nodelifecycle_rechecks, runtime
+from kubesim.controllers import runtime
 
 Obj = dict[str, Any]
 log = logging.getLogger("kubesim.controllers.disruption")
@@ -46,9 +46,6 @@ class DisruptionController:
     """Keys are ``namespace/name`` of PodDisruptionBudgets."""
 
     name = "disruption"
-
-    def __init__(self) -> None:
-        self._rechecks = nodelifecycle_rechecks.Rechecks()
 
     def setup(self, mgr: runtime.Manager) -> None:
         self.mgr = mgr
@@ -115,7 +112,7 @@ class DisruptionController:
         now = datetime.datetime.now(datetime.UTC)
         pods = self.pods.list(ns, _selector(pdb))  # nil selector: nothing; {}: every pod (LabelSelectorAsSelector)
         try:
-            return self._rechecks.request(key, self._try_sync(pdb, pods, now))
+            return self._try_sync(pdb, pods, now)
         except client.Conflict:
             raise
         except (logic.ExpectedCountError, client.ApiError) as exc:

@@ -23,7 +23,7 @@ from typing import Any
 
 from kubesim import client
 from kubesim.controllers import nodelifecycle_logic as logic
-from kubesim.controllers import nodelifecycle_rechecks, runtime
+from kubesim.controllers import runtime
 
 Obj = dict[str, Any]
 log = logging.getLogger("kubesim.controllers.nodelifecycle")
@@ -45,7 +45,6 @@ class NodeLifecycleController:
     def __init__(self) -> None:
         self._health: dict[str, logic.NodeHealth] = {}
         self._lock = threading.Lock()
-        self._rechecks = nodelifecycle_rechecks.Rechecks()
         self._all_down = False
 
     def setup(self, mgr: runtime.Manager) -> None:
@@ -98,7 +97,6 @@ class NodeLifecycleController:
         if cached is None:
             with self._lock:
                 self._health.pop(key, None)
-            self._rechecks.forget(key)
             return None
         node = copy.deepcopy(cached)
         settings = self.mgr.settings
@@ -126,7 +124,7 @@ class NodeLifecycleController:
         delay = settings.node_monitor_period
         if until_silent > 0:
             delay = max(_MIN_RECHECK, min(until_silent, settings.node_monitor_period))
-        return self._rechecks.request(key, delay)
+        return delay
 
     def _taint(self, node: Obj, now_wall: datetime.datetime) -> Obj:
         """The NoSchedule pass (conditions, cordon) and the NoExecute pass (not-ready / unreachable)."""

@@ -308,6 +308,13 @@ class WorkQueue:
             self._cond.notify()
 
     def add_after(self, key: str, seconds: float) -> None:
+        """Deliver ``key`` after ``seconds``; only the earliest pending time per key is kept (client-go's AddAfter).
+
+        So a reconcile may return its deadline on every pass without timers piling up, and callers must
+        NOT keep their own "a re-check is already pending" bookkeeping: any earlier add (a rate-limited
+        retry after a 409, say) supersedes a later timer here, and a caller that then declines to ask
+        again loses the re-check for good (the node that never went Unknown after its kubelet crashed).
+        """
         if seconds <= 0:
             self.add(key)
             return

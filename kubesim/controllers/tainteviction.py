@@ -21,7 +21,7 @@ import time
 from typing import Any
 
 from kubesim import client
-from kubesim.controllers import nodelifecycle_rechecks, runtime
+from kubesim.controllers import runtime
 from kubesim.controllers import tainteviction_logic as logic
 
 Obj = dict[str, Any]
@@ -50,7 +50,6 @@ class TaintEvictionController:
     def __init__(self) -> None:
         self._scheduled: dict[str, logic.Scheduled] = {}
         self._lock = threading.Lock()
-        self._rechecks = nodelifecycle_rechecks.Rechecks()
 
     def setup(self, mgr: runtime.Manager) -> None:
         self.mgr = mgr
@@ -92,7 +91,7 @@ class TaintEvictionController:
         taints = logic.no_execute_taints(node)
         now = time.monotonic()
         for pod in self.pods.by_index(POD_NODE_INDEX, node_name):
-            delay = self._rechecks.request(_pod_key(pod), self._process(pod, taints, now))
+            delay = self._process(pod, taints, now)
             if delay is not None:
                 self.mgr.enqueue_after(self, _pod_key(pod), delay)
 
@@ -106,8 +105,7 @@ class TaintEvictionController:
         if not node_name:
             self._cancel(key, ns, name)
             return None
-        delay = self._process(pod, logic.no_execute_taints(self.nodes.get("", str(node_name))), time.monotonic())
-        return self._rechecks.request(key, delay)
+        return self._process(pod, logic.no_execute_taints(self.nodes.get("", str(node_name))), time.monotonic())
 
     def _process(self, pod: Obj, taints: list[Obj], now: float) -> float | None:
         """processPodOnNode (+ firing a due eviction); returns seconds until the next look, if any."""

@@ -207,17 +207,3 @@ def test_toleration_matching_follows_tolerates_taint() -> None:
     assert not te.tolerates({"key": "k", "operator": "Exists", "effect": "NoSchedule"}, taint)
     assert te.tolerates({"operator": "Exists"}, taint)
     assert not te.tolerates({"key": "k", "operator": "Lt", "value": "v"}, taint)
-
-
-def test_only_one_timed_recheck_per_key_is_pending_and_an_earlier_one_replaces_a_later_one() -> None:
-    from kubesim.controllers import nodelifecycle_rechecks
-
-    rechecks = nodelifecycle_rechecks.Rechecks()
-    assert rechecks.request("n1", 5.0) == 5.0
-    assert rechecks.request("n1", 5.0) is None, "a second timer for the same moment would stack up"
-    assert rechecks.request("n1", 9.0) is None
-    assert rechecks.request("n1", 1.0) == 1.0, "an earlier deadline must still be honoured"
-    assert rechecks.request("n2", 5.0) == 5.0
-    assert rechecks.request("n1", None) is None
-    rechecks.forget("n1")
-    assert rechecks.request("n1", 9.0) == 9.0

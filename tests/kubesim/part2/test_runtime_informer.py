@@ -190,6 +190,20 @@ def test_workqueue_keeps_only_the_earliest_delayed_add_of_a_key() -> None:
     assert q.get(timeout=0.2) is None, "the superseded 5 s entry must not deliver again"
 
 
+def test_workqueue_a_rate_limited_retry_that_asks_for_the_deadline_again_is_delivered_at_it() -> None:
+    """The contract node lifecycle relies on: a 409 retry replaces a pending timer, so the retry must ask
+    for its deadline again, and asking again is all it takes (no caller-side "already pending" table)."""
+    q = runtime.WorkQueue(backoff_base=0.02)
+    started = time.monotonic()
+    q.add_after("node", 0.4)  # the grace deadline
+    q.add_rate_limited("node")  # a 409 retry 20 ms later supersedes it
+    assert q.get(timeout=1) == "node"
+    q.done("node")
+    q.add_after("node", 0.4 - (time.monotonic() - started))  # the retry asks for the same deadline again
+    assert q.get(timeout=2) == "node", "the deadline re-check was lost"
+    assert time.monotonic() - started >= 0.4
+
+
 def test_workqueue_backoff_doubles_per_failure_and_resets_on_forget() -> None:
     q = runtime.WorkQueue(backoff_base=0.01, backoff_max=0.04)
     assert [q.add_rate_limited("k") for _ in range(4)] == [0.01, 0.02, 0.04, 0.04]
