@@ -160,19 +160,17 @@ def up(  # noqa: PLR0917 - typer maps each parameter to an option
             raise _fail(f"--default-toleration-seconds {default_toleration_seconds} must be 0 or more")
         cmd += ["--default-toleration-seconds", str(default_toleration_seconds)]
     layout.port_file.unlink(missing_ok=True)
-    data = state.read_state(layout)
-    data["settings"] = cluster_settings.to_json()
-    data["cluster"] = {"nodes": node_count, "controllers": cmd[cmd.index("--controllers") + 1]}
-    state.write_state(layout, data)
+    with state.updating_state(layout) as data:
+        data["settings"] = cluster_settings.to_json()
+        data["cluster"] = {"nodes": node_count, "controllers": cmd[cmd.index("--controllers") + 1]}
     out = open(layout.root / "apiserver.out", "ab")  # noqa: SIM115 - handed to the child
     try:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
                                 close_fds=True, env=nodes.cluster_env(layout))
     finally:
         out.close()
-    data = state.read_state(layout)
-    data["components"]["apiserver"] = {"pid": proc.pid, "cmd": cmd}
-    state.write_state(layout, data)
+    with state.updating_state(layout) as data:
+        data["components"]["apiserver"] = {"pid": proc.pid, "cmd": cmd}
 
     def listening() -> int | None:
         if proc.poll() is not None:
@@ -199,8 +197,8 @@ def up(  # noqa: PLR0917 - typer maps each parameter to an option
         raise _fail(str(exc), 1) from None
     assert chosen is not None
     server = f"https://127.0.0.1:{chosen}"
-    data["port"] = chosen
-    state.write_state(layout, data)
+    with state.updating_state(layout) as data:  # re-read: a node command may have written meanwhile
+        data["port"] = chosen
     state.atomic_write(layout.kubeconfig, state.kubeconfig(server, layout.ca_cert.read_bytes(), token).encode(), 0o600)
     typer.echo(f"kubesim API server running at {server} (pid {proc.pid})\n"
                f"  export KUBECONFIG={layout.kubeconfig}\n  kubectl get ns\n"
@@ -289,15 +287,14 @@ def _stop_all(layout: state.Layout, grace: float) -> list[str]:
         pid = nodes.kubelet_pid(layout, node)
         if nodes.stop_kubelet(layout, node, grace):
             stopped.append(f"{nodes.PREFIX}{node} (pid {pid})")
-    data = state.read_state(layout)
-    for name in [n for n in data["components"] if n.startswith(nodes.PREFIX)]:
-        data["components"].pop(name)
-    state.write_state(layout, data)
+    with state.updating_state(layout) as data:
+        for name in [n for n in data["components"] if n.startswith(nodes.PREFIX)]:
+            data["components"].pop(name)
     for comp in state.components(layout):
         if _stop(layout, comp.pid, grace):
             stopped.append(f"{comp.name} (pid {comp.pid})")
-        data["components"].pop(comp.name, None)
-    state.write_state(layout, data)
+        with state.updating_state(layout) as data:
+            data["components"].pop(comp.name, None)
     return stopped
 
 

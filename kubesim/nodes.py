@@ -116,21 +116,27 @@ def _node_order(name: str) -> tuple[int, str]:
 
 
 def start_kubelet(layout: state.Layout, node: str, env: dict[str, str] | None = None) -> int:
-    """Start ``node``'s kubelet in its own session and record it; returns its pid."""
-    data = state.read_state(layout)
-    info = data["components"].get(PREFIX + node) or {}
-    cmd = info.get("cmd") or kubelet_cmd(layout, node)
-    directory = node_dir(layout, node)
-    directory.mkdir(parents=True, exist_ok=True)
-    out = open(directory / "kubelet.out", "ab")  # noqa: SIM115 - handed to the child
-    try:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
-                                close_fds=True, env=env if env is not None else cluster_env(layout))
-    finally:
-        out.close()
-    data = state.read_state(layout)
-    data["components"][PREFIX + node] = {"pid": proc.pid, "cmd": cmd}
-    state.write_state(layout, data)
+    """Start ``node``'s kubelet in its own session and record it; returns its pid.
+
+    Under the state lock, and a no-op returning the running pid if the node's kubelet already runs:
+    two concurrent restores must not leave a second, unrecorded kubelet heartbeating for the node.
+    """
+    env = env if env is not None else cluster_env(layout)
+    with state.updating_state(layout) as data:
+        info = data["components"].get(PREFIX + node) or {}
+        running = info.get("pid")
+        if isinstance(running, int) and state.is_ours(layout, running):
+            return running
+        cmd = info.get("cmd") or kubelet_cmd(layout, node)
+        directory = node_dir(layout, node)
+        directory.mkdir(parents=True, exist_ok=True)
+        out = open(directory / "kubelet.out", "ab")  # noqa: SIM115 - handed to the child
+        try:
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
+                                    close_fds=True, env=env)
+        finally:
+            out.close()
+        data["components"][PREFIX + node] = {"pid": proc.pid, "cmd": cmd}
     return proc.pid
 
 
@@ -176,19 +182,23 @@ def kill_containers(layout: state.Layout, node: str) -> int:
 
 
 def crash(layout: state.Layout, node: str) -> tuple[int | None, int]:
-    """SIGKILL the kubelet (its whole process group) and all its containers; returns (kubelet pid, containers)."""
-    pid = kubelet_pid(layout, node)
-    if pid is not None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)
-        _reap(pid)
-    killed = kill_containers(layout, node)
-    data = state.read_state(layout)
-    info = data["components"].get(PREFIX + node)
-    if isinstance(info, dict):
-        info.pop("pid", None)
-        info["crashed"] = True
-        state.write_state(layout, data)
+    """SIGKILL the kubelet (its whole process group) and all its containers; returns (kubelet pid, containers).
+
+    Under the state lock, so a restore running at the same time either finishes first (and its
+    kubelet is the one killed) or starts after (and its pid is not erased by this crash's record).
+    """
+    with state.updating_state(layout) as data:
+        info = data["components"].get(PREFIX + node)
+        recorded = info.get("pid") if isinstance(info, dict) else None
+        pid = recorded if isinstance(recorded, int) and state.is_ours(layout, recorded) else None
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+            _reap(pid)
+        killed = kill_containers(layout, node)
+        if isinstance(info, dict):
+            info.pop("pid", None)
+            info["crashed"] = True
     return pid, killed
 
 

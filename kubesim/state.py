@@ -18,10 +18,14 @@ only trusted if ``/proc/<pid>/cmdline`` still names this state directory (pids a
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
+import fcntl
 import json
 import os
 import secrets
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +74,7 @@ class Layout:
 
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # unique per writer thread
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
@@ -100,6 +104,25 @@ def read_state(layout: Layout) -> dict[str, Any]:
 
 def write_state(layout: Layout, data: dict[str, Any]) -> None:
     atomic_write(layout.state_json, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
+
+
+@contextlib.contextmanager
+def updating_state(layout: Layout) -> Iterator[dict[str, Any]]:
+    """Read-modify-write ``state.json`` under an exclusive lock (``DIR/state.lock``); written back on success.
+
+    Why: ``up``, ``down``, ``node crash`` and ``node restore`` are separate processes that may run at
+    once (a chaos run crashing two nodes). A plain read → change → write lets one of them overwrite
+    the other's change with its stale copy — e.g. drop a restored kubelet's pid, leaving a kubelet
+    that no ``crash`` or ``down`` can find. Keep the body short: every other writer waits for it.
+    """
+    fd = os.open(layout.root / "state.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # per open file description: excludes other threads and processes alike
+        data = read_state(layout)
+        yield data
+        write_state(layout, data)
+    finally:
+        os.close(fd)
 
 
 def components(layout: Layout) -> list[Component]:
