@@ -5,8 +5,11 @@ periods (:data:`CLUSTER_FLAGS`) and ``down`` at teardown, even when tests fail. 
 :class:`Cluster` with ``.state_dir``, ``.kubeconfig``, ``.client`` (:class:`kubesim.client.Client`),
 ``.api`` (a ``kubernetes`` ApiClient), ``.nodes``, ``.run(...)`` for ``kubesim`` CLI commands
 (``cluster.run("node", "crash", "kubesim-worker2")``) and ``.heal()`` (restore crashed nodes,
-uncordon all: call it after a test that breaks nodes). ``namespace`` (function) creates a unique
-namespace on it and deletes it afterwards. Helpers K2-K5 rely on these names.
+uncordon all). ``heal`` also runs after EVERY test that used the cluster (autouse
+``_heal_cluster_nodes``), so a test that fails half-way through a node fault — before its own
+``finally`` knew which node it broke — cannot leave a crashed or cordoned node to the tests after it.
+``namespace`` (function) creates a unique namespace on it and deletes it afterwards. Helpers K2-K5
+rely on these names.
 
 The cluster is skipped (with the reason printed) only while ``kubesim.kubelet`` has no
 ``__main__`` yet; any other start failure is an error showing the CLI's output.
@@ -25,7 +28,7 @@ from typing import Any
 import kubelet_guard
 import pytest
 
-from kubesim import client
+from kubesim import client, nodes, state
 
 NODES = ("kubesim-worker", "kubesim-worker2", "kubesim-worker3")
 
@@ -53,16 +56,25 @@ class Cluster:
             raise AssertionError(f"kubesim {' '.join(args)} failed ({proc.returncode}): {proc.stdout}{proc.stderr}")
         return proc
 
+    def heal(self) -> list[str]:
+        """Undo node faults a test left behind: restart crashed kubelets (waiting for Ready), uncordon nodes.
 
-    def heal(self) -> None:
-        """Undo node faults a test left behind: restart crashed kubelets (waiting for Ready), uncordon every node.
-
-        Call it in a test's ``finally`` after ``node crash`` / ``kubectl cordon|drain`` so later tests
-        see three schedulable, Ready nodes.
+        Cheap when nothing is broken (a state.json read and one LIST), so it runs after every test that
+        used the cluster; returns what it repaired. Tests may still call it in their ``finally``.
         """
+        layout = state.Layout(self.state_dir.resolve())
+        healed = []
         for node in self.nodes:
-            self.run("node", "restore", node)
-            self.client.patch("nodes", node, {"spec": {"unschedulable": None}})
+            if nodes.kubelet_pid(layout, node) is None:
+                self.run("node", "restore", node)
+                healed.append(f"restored {node}")
+        items, _rv = self.client.list("nodes")
+        for obj in items:
+            name = str(obj["metadata"]["name"])
+            if name in self.nodes and (obj.get("spec") or {}).get("unschedulable"):
+                self.client.patch("nodes", name, {"spec": {"unschedulable": None}})
+                healed.append(f"uncordoned {name}")
+        return healed
 
 
 @pytest.fixture(scope="session")
@@ -89,6 +101,17 @@ def kubesim_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluste
     finally:
         subprocess.run([sys.executable, "-m", "kubesim", "down", "--state", str(state_dir), "--grace", "5"],
                        capture_output=True, text=True, timeout=120, check=False)
+
+
+@pytest.fixture(autouse=True)
+def _heal_cluster_nodes(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After each test that used ``kubesim_cluster``: restore crashed kubelets and uncordon nodes, pass or fail."""
+    yield
+    if "kubesim_cluster" not in request.fixturenames:
+        return
+    healed = request.getfixturevalue("kubesim_cluster").heal()
+    if healed:
+        print(f"\nhealed the shared cluster after {request.node.name}: {', '.join(healed)}")
 
 
 @pytest.fixture

@@ -1,7 +1,9 @@
 """D2, B4: a crashed node on the real 3-node cluster (kubelet and containers SIGKILLed by `kubesim node crash`).
 
 The pods use 1 s not-ready/unreachable tolerations (set in the template, as a user could) so the
-eviction comes quickly; the cluster's node monitor grace is 4 s (K1's CLUSTER_FLAGS).
+eviction comes quickly; the cluster's node monitor grace is 4 s (K1's CLUSTER_FLAGS). Every wait after
+a crash names what `kubesim node crash` printed (which kubelet pid it killed, or that it found none);
+the conftest's autouse heal restores the node even when a test fails before its ``finally`` knows it.
 """
 
 from __future__ import annotations
@@ -27,15 +29,16 @@ def _crash_until_terminating(kubesim_cluster: Any, namespace: str, name: str) ->
     api = kubesim_cluster.client
     pod = kc.await_ready(api, namespace, name, timeout=40)
     node, uid = pod["spec"]["nodeName"], pod["metadata"]["uid"]
-    kubesim_cluster.run("node", "crash", node)
-    ks.await_value(f"{node} Ready=Unknown", lambda: ks.condition(api.get("nodes", node), "Ready"),
+    crashed = kubesim_cluster.run("node", "crash", node)
+    after = f"after `kubesim node crash {node}` printed {(crashed.stdout + crashed.stderr).strip()!r}"
+    ks.await_value(f"{node} Ready=Unknown {after}", lambda: ks.condition(api.get("nodes", node), "Ready"),
                    lambda c: (c or {}).get("status") == "Unknown" and c.get("reason") == "NodeStatusUnknown",
                    timeout=15)
-    ks.await_value(f"{node} unreachable:NoExecute", lambda: ks.taint_keys(api.get("nodes", node)),
+    ks.await_value(f"{node} unreachable:NoExecute {after}", lambda: ks.taint_keys(api.get("nodes", node)),
                    lambda keys: (nl.TAINT_UNREACHABLE, "NoExecute") in keys, timeout=5)
-    ks.await_value(f"{name} not Ready", lambda: kc.pod_or_none(api, namespace, name),
+    ks.await_value(f"{name} not Ready {after}", lambda: kc.pod_or_none(api, namespace, name),
                    lambda p: p is not None and (ks.condition(p, "Ready") or {}).get("status") == "False", timeout=5)
-    terminating = ks.await_value(f"{name} marked for deletion", lambda: kc.pod_or_none(api, namespace, name),
+    terminating = ks.await_value(f"{name} marked for deletion {after}", lambda: kc.pod_or_none(api, namespace, name),
                                  lambda p: p is not None and bool(p["metadata"].get("deletionTimestamp")),
                                  timeout=TOLERATE + 8)
     assert terminating["metadata"]["uid"] == uid

@@ -253,9 +253,10 @@ def test_a_pod_on_a_crashed_node_is_never_duplicated_and_is_replaced_only_after_
     ready(api, namespace, "nc", 2)
     node = _node_of(api, namespace, "nc-1")
     old_uid = api.get("pods", "nc-1", namespace)["metadata"]["uid"]
-    kubesim_cluster.run("node", "crash", node)
+    crashed = kubesim_cluster.run("node", "crash", node)
     try:
-        wait_for("nc-1 Terminating after the unreachable toleration", lambda: bool(
+        wait_for(f"nc-1 Terminating after the unreachable toleration (`kubesim node crash {node}` printed "
+                 f"{crashed.stdout.strip()!r})", lambda: bool(
             api.get("pods", "nc-1", namespace)["metadata"].get("deletionTimestamp")), timeout=40)
         # currentReplicas stops counting a terminating pod: the controller has seen it and must not replace it
         wait_for("the controller to observe the terminating pod", lambda: (
