@@ -136,8 +136,28 @@ def start_kubelet(layout: state.Layout, node: str, env: dict[str, str] | None = 
                                     close_fds=True, env=env)
         finally:
             out.close()
+        _await_identifiable(layout, proc)
         data["components"][PREFIX + node] = {"pid": proc.pid, "cmd": cmd}
     return proc.pid
+
+
+def _await_identifiable(layout: state.Layout, proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """Wait until ``/proc/<pid>/cmdline`` shows the new kubelet (or it has already exited).
+
+    Why: Popen returns once exec closed the close-on-exec pipe, but the kernel maps the new argv only
+    after that, so for a moment (long on a loaded machine) the cmdline is empty and
+    :func:`state.is_ours` says "not ours". In that window ``restore``'s Ready wait reported "the
+    kubelet exited" and a ``crash`` would find "kubelet (was not running)" and kill nothing.
+    """
+    def settled() -> bool:
+        return proc.poll() is not None or state.is_ours(layout, proc.pid)
+
+    def gave_up(_state: tenacity.RetryCallState) -> None:
+        raise RuntimeError(f"kubelet pid {proc.pid} never showed its command line ({proc.args!r}) "
+                           f"within {timeout:.0f}s")
+
+    tenacity.Retrying(stop=tenacity.stop_before_delay(timeout), wait=tenacity.wait_fixed(0.001),
+                      retry=tenacity.retry_if_result(lambda ok: not ok), retry_error_callback=gave_up)(settled)
 
 
 def _proc_stat(pid: int) -> list[str] | None:
