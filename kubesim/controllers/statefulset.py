@@ -319,6 +319,13 @@ class StatefulSetController:
             return error
         if isinstance(op, ctl.CreatePod):
             name = su.name_of(op.pod)
+            deleting, missing = self._live_claims(sts, op.pod)
+            if deleting:
+                message = _aggregate([f"pvc {claim} is being deleted" for claim in deleting])
+                self._pod_event(sts, "create", name, message)
+                return message
+            if missing:  # the claims watch will deliver the deletion; the next sync recreates the claim
+                return f"create Pod {name}: pvc {', '.join(missing)} gone since this sync's cache read"
             try:
                 api.create("pods", op.pod, namespace)
             except client.AlreadyExists as exc:
@@ -366,6 +373,29 @@ class StatefulSetController:
             self._pod_event(sts, "update", op.pod_name, message)
             return message
         return None
+
+    def _live_claims(self, sts: Obj, pod: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+        """(claims being deleted, claims missing): the pod's template claims re-read just before it is created.
+
+        The claims cache and the pods cache are fed by separate watches, so a sync woken by a
+        pod's deletion can run before the claims cache has seen a claim deletion that happened
+        earlier on the server, and would create the pod on a claim that is going away (upstream
+        reads its claim lister here and has the same window; the B8 test caught it under load).
+        The pod's deletion, already observed, came after its claim's deletion, so a read from the
+        server now sees it. Pod creations are rare and claims per pod few: one GET each is cheap.
+        """
+        deleting: list[str] = []
+        missing: list[str] = []
+        for claim in su.new_claims(sts, su.ordinal_of(pod)).values():
+            claim_name = su.name_of(claim)
+            try:
+                live = self.mgr.client.get("persistentvolumeclaims", claim_name, su.namespace_of(sts))
+            except client.NotFound:
+                missing.append(claim_name)
+                continue
+            if su.is_terminating(live):
+                deleting.append(claim_name)
+        return deleting, missing
 
     def _ensure_claims(self, sts: Obj, op: ctl.EnsureClaims) -> str | None:
         """createPersistentVolumeClaims: every missing claim is tried; all failures are reported together."""

@@ -432,6 +432,47 @@ def test_terminating_claim_blocks_pod_creation_until_it_is_gone(api: client.Clie
                  and sts_status(api, ns).get("readyReplicas") == 1)
 
 
+def test_claim_deletion_the_cache_has_not_seen_still_blocks_pod_creation(
+        api: client.Client, ns: str, controller: runtime.Manager, monkeypatch: pytest.MonkeyPatch) -> None:
+    """B8 race: the pods watch may deliver a pod's deletion before the claims watch delivers its claim's.
+
+    The claim is deleted first on the server, but the two watches are independent streams; under
+    CPU load the sync woken by the pod's deletion ran with a claims cache that still showed the
+    claim live and created web-0 on it (no FailedCreate ever came). Holding the claims informer's
+    events makes that ordering certain instead of occasional.
+    """
+    claims_informer = controller.informer("persistentvolumeclaims", ns)
+    holding, release = threading.Event(), threading.Event()
+    apply = claims_informer._apply
+
+    def held_apply(etype: str, obj: Obj) -> None:
+        holding.set()
+        release.wait(WAIT)
+        apply(etype, obj)
+
+    with FakeKubelet(api, ns):
+        api.create("statefulsets", make_sts(replicas=1, claims=True), ns)
+        observed(api, ns, readyReplicas=1)
+        monkeypatch.setattr(claims_informer, "_apply", held_apply)
+        try:
+            api.patch("persistentvolumeclaims", "data-web-0", {"metadata": {"finalizers": ["example.com/hold"]}}, ns)
+            api.delete("persistentvolumeclaims", "data-web-0", ns)
+            assert holding.wait(WAIT), "the claims informer never received the claim's update"
+            cached = claims_informer.get(ns, "data-web-0")
+            assert cached is not None, "the claims cache lost data-web-0 before the hold"
+            assert not cached["metadata"].get("deletionTimestamp"), "the held claims cache already saw the deletion"
+            api.delete("pods", "web-0", ns)
+            message = "create Pod web-0 in StatefulSet web failed error: pvc data-web-0 is being deleted"
+            wait_for("FailedCreate event", lambda: any(
+                e["reason"] == "FailedCreate" and e["message"] == message for e in api.list("events", ns)[0]))
+            assert pod_names(api, ns) == []
+        finally:
+            release.set()
+        api.patch("persistentvolumeclaims", "data-web-0", {"metadata": {"finalizers": None}}, ns)
+        wait_for("web-0 recreated and Ready", lambda: pod_names(api, ns) == ["web-0"]
+                 and sts_status(api, ns).get("readyReplicas") == 1)
+
+
 @pytest.mark.usefixtures("controller")
 def test_retention_policy_sets_claim_owner_references(api: client.Client, ns: str) -> None:
     """B6: whenDeleted=Delete → the set owns live claims; whenScaled=Delete → a condemned pod owns its claim."""
