@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import tenacity
 
-from harness.workload import layout, validate
+from harness.workload import layout, serve, validate
 from harness.workload import verify as verify_mod
 
 pytestmark = [pytest.mark.slow]
@@ -190,7 +190,9 @@ def test_sigterm_finishes_in_flight_writes_and_exits_0(tmp_path: Path, writer_sp
             retry=tenacity.retry_if_result(lambda seen: not seen), retry_error_callback=lambda _s: False,
         )(lambda: any(layout.is_temp_name(n) for n in os.listdir(ckdir)))
         assert writing, "the checkpoint's temp dir never appeared"
-        assert w.terminate() == 0
+        # The writer may take its whole drain budget, then up to 5 s each for the reaper and the
+        # HTTP threads: wait past that, so a slow disk shows up as "not drained", not a timeout.
+        assert w.terminate(timeout=serve.DRAIN_SECONDS + 20) == 0
         status, ack = pending.result(timeout=60)
     assert status == 200, f"the in-flight checkpoint was not finished before exit: {ack}"
     found, _ = verify_mod.verify_volume(tmp_path)
