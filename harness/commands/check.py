@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from harness import store
 
 EXIT_VALID = 0
 EXIT_INVALID = 1
@@ -25,7 +28,8 @@ def check(
     run_dir: Annotated[Path, typer.Argument(help="a run folder, e.g. reports/latest or reports/<utc>-<scenario>")],
     checker: Annotated[
         list[str] | None,
-        typer.Option("--checker", "-c", help="checker to run (repeatable; default all)"),
+        typer.Option("--checker", "-c",
+                     help="checker to run (repeatable; default: those the run itself used, else all)"),
     ] = None,
     write: Annotated[
         bool, typer.Option("--write", help="also store the verdicts as RUN_DIR/results.check.json")
@@ -61,6 +65,8 @@ def check(
     finally:
         logging.getLogger("harness").removeHandler(warnings)
 
+    if checker is None:
+        names = _checkers_the_run_used(run) or names
     composed = checkers.compose(names, ops_, run_facts, expectations)
     console = Console()
     info = run.info
@@ -98,3 +104,16 @@ class _EchoWarnings(logging.Handler):
 
 def register(app: typer.Typer) -> None:
     app.command("check")(check)
+
+
+def _checkers_the_run_used(run: store.StoredRun) -> list[str]:
+    """The checkers named in the run's own results.json, so a stored run is judged again as it
+    was judged live (a run without a cluster never ran the identity checker, for instance)."""
+    from harness import store
+
+    try:
+        results = run.results()
+    except store.StoreError:
+        return []
+    used = results.get("checkers") if results is not None else None
+    return [str(name) for name in used] if isinstance(used, dict) else []

@@ -77,6 +77,16 @@ def test_chosen_checkers_only(run_copy: Path) -> None:
     assert "availability" not in out
 
 
+def test_by_default_a_run_is_judged_by_the_checkers_it_used_live(run_copy: Path) -> None:
+    # A run without a cluster judged durability and perf only; identity would be "unknown" (exit 2).
+    (run_copy / "results.json").write_text(json.dumps({"checkers": {"durability": {}, "perf": {}}}))
+    code, out, _ = _check(str(run_copy))
+    assert code == 0
+    assert "durability" in out
+    assert "perf" in out
+    assert "identity" not in out
+
+
 def test_unknown_verdict_exits_2(run_copy: Path) -> None:
     (run_copy / history.HISTORY_DIR / "probe.jsonl").unlink()  # availability can no longer be observed
     code, out, _ = _check(str(run_copy))
