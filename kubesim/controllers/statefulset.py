@@ -9,7 +9,10 @@ informer caches and carries the plan out.
 
 Deliberate difference from upstream: pod deletions carry the pod's uid as a precondition, so a
 reconcile working from a cache that has not yet seen a pod's replacement can never delete the
-replacement (the 409 that answers a stale uid just means "already replaced").
+replacement (the 409 that answers a stale uid just means "already replaced"). And a pod's
+template claims are re-read from the API server just before the pod is created (upstream reads
+its claim lister; Kubernetes 1.7 did a live GET as here), so a claim deletion the claims watch has
+not delivered yet still blocks the creation with "pvc X is being deleted" (B8).
 """
 
 from __future__ import annotations
