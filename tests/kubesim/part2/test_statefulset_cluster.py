@@ -20,8 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import cluster_waits
 import pytest
-import tenacity
 
 from kubesim import client, state
 
@@ -36,19 +36,7 @@ _LINE = re.compile(r"host=(\S+) token=(\S+)")
 
 def wait_for(what: str, probe: Callable[[], Any], timeout: float = WAIT) -> Any:
     """Poll `probe` until truthy; a timeout names what was awaited and the last value seen."""
-    last: list[Any] = [None]
-
-    def attempt() -> Any:
-        last[0] = probe()
-        if not last[0]:
-            raise AssertionError(what)
-        return last[0]
-
-    try:
-        return tenacity.Retrying(stop=tenacity.stop_before_delay(timeout), wait=tenacity.wait_fixed(0.1),
-                                 reraise=True)(attempt)
-    except AssertionError:
-        raise AssertionError(f"timed out after {timeout}s waiting for {what}; last seen: {last[0]!r}") from None
+    return cluster_waits.until_truthy(what, probe, timeout)
 
 
 @pytest.fixture

@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import cluster_waits
 import pytest
-import tenacity
 
 from kubesim import client
 from kubesim.controllers import runtime, settings
@@ -117,20 +117,8 @@ class FakeKubelet:
 
 
 def wait_for(what: str, probe: Callable[[], Any], timeout: float = WAIT) -> Any:
-    """Poll `probe` until it returns something truthy; the failure names what was awaited and the last value."""
-    last: list[Any] = [None]
-
-    def attempt() -> Any:
-        last[0] = probe()
-        if not last[0]:
-            raise AssertionError(what)
-        return last[0]
-
-    try:
-        return tenacity.Retrying(stop=tenacity.stop_after_delay(timeout), wait=tenacity.wait_fixed(0.05),
-                                 reraise=True)(attempt)
-    except AssertionError:
-        raise AssertionError(f"timed out after {timeout}s waiting for {what}; last seen: {last[0]!r}") from None
+    """Poll `probe` until truthy; a timeout names what was awaited and the last value seen."""
+    return cluster_waits.until_truthy(what, probe, timeout)
 
 
 def make_sts(name: str = "web", replicas: int = 3, *, image: str = "pause:1", parallel: bool = False,
