@@ -11,13 +11,13 @@ that to be idempotent.
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import json
 import secrets
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from kubesim import timestamps
 from kubesim.apiserver import admission, errors, eventsconv, fieldcheck, fielderrors, kinds, patch, resources, store
 
 Query = Mapping[str, str]
@@ -50,8 +50,7 @@ class Target:
         return kinds.storage_key(self.resource)
 
 
-def now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+now = timestamps.now
 
 
 def _summary(body: bytes, limit: int = 30) -> str:

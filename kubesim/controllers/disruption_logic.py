@@ -24,6 +24,8 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from kubesim import timestamps
+
 Obj = dict[str, Any]
 
 DELETION_TIMEOUT = datetime.timedelta(minutes=2)
@@ -39,19 +41,9 @@ class ExpectedCountError(Exception):
     """The expected pod count cannot be computed (bad intstr, pod without a known controller)."""
 
 
-def format_time(moment: datetime.datetime) -> str:
-    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+format_time = timestamps.format_time
 
-
-def parse_time(text: object) -> datetime.datetime | None:
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        parsed = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.UTC)
-
+parse_time = timestamps.parse_time
 
 _ATOI = re.compile(r"^[+-]?[0-9]+$")
 

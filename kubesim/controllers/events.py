@@ -10,7 +10,6 @@ broadcaster is asynchronous too and drops events when its queue is full). Cluste
 
 from __future__ import annotations
 
-import datetime
 import logging
 import queue
 import threading
@@ -18,7 +17,7 @@ import time
 import uuid
 from typing import Any, Literal
 
-from kubesim import client
+from kubesim import client, timestamps
 
 EventType = Literal["Normal", "Warning"]
 
@@ -27,8 +26,7 @@ log = logging.getLogger("kubesim.events")
 _QUEUE_SIZE = 1000
 
 
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+_now = timestamps.now
 
 
 class _Sender:

@@ -31,6 +31,8 @@ import datetime
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
+from kubesim import timestamps
+
 Obj = dict[str, Any]
 
 NODE_LEASE_NAMESPACE = "kube-node-lease"
@@ -64,19 +66,9 @@ EXCLUDE_DISRUPTION_LABEL = "node.kubernetes.io/exclude-disruption"
 ZoneState = Literal["Normal", "PartialDisruption", "FullDisruption"]
 
 
-def format_time(moment: datetime.datetime) -> str:
-    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+format_time = timestamps.format_time
 
-
-def parse_time(text: object) -> datetime.datetime | None:
-    """RFC 3339 (``Time``) or with microseconds (``MicroTime``, a Lease's renewTime); None if absent or bad."""
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        parsed = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.UTC)
+parse_time = timestamps.parse_time
 
 
 def condition(conditions: Iterable[Any] | None, type_: str) -> Obj | None:

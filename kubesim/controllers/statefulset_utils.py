@@ -18,6 +18,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
+from kubesim import timestamps
+
 Obj = dict[str, Any]
 
 POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
@@ -305,14 +307,7 @@ def pod_revision(pod: Mapping[str, Any]) -> str:
 # --- pod health (pkg/api/v1/pod: IsPodReady, IsPodAvailable) ----------------------------------------
 
 
-def parse_time(value: object) -> datetime.datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=datetime.UTC)
+parse_time = timestamps.parse_time
 
 
 def phase_of(pod: Mapping[str, Any]) -> str:

@@ -14,13 +14,12 @@ pod stays Terminating until the node returns or someone force-deletes it (B4).
 
 from __future__ import annotations
 
-import datetime
 import logging
 import threading
 import time
 from typing import Any
 
-from kubesim import client
+from kubesim import client, timestamps
 from kubesim.controllers import runtime
 from kubesim.controllers import tainteviction_logic as logic
 
@@ -40,8 +39,7 @@ def _pod_key(pod: Obj) -> str:
     return f"{meta.get('namespace')}/{meta.get('name')}"
 
 
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+_now = timestamps.now
 
 
 class TaintEvictionController:

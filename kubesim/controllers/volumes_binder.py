@@ -24,12 +24,11 @@ controller.
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from kubesim import client
+from kubesim import client, timestamps
 from kubesim.controllers import runtime
 from kubesim.controllers import scheduler_plugins as sp
 from kubesim.controllers import volumes_common as vc
@@ -45,8 +44,7 @@ ClaimStep = Literal["none", "wait_for_consumer", "provision", "bind", "lost", "m
 VolumeStep = Literal["none", "available", "bound", "released"]
 
 
-def now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+now = timestamps.now
 
 
 @dataclasses.dataclass(frozen=True)

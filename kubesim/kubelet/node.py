@@ -22,6 +22,7 @@ from typing import Any
 
 import kubesim
 from kubesim import client as kclient
+from kubesim import timestamps
 from kubesim.controllers import events
 
 Obj = dict[str, Any]
@@ -36,8 +37,7 @@ def _micro(ts: float | None = None) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+_now = timestamps.now
 
 
 def _arch() -> str:
