@@ -126,3 +126,25 @@ def namespace(kubesim_cluster: Cluster) -> Iterator[str]:
             kubesim_cluster.client.delete("namespaces", name)
         except client.ApiError as exc:
             print(f"could not delete namespace {name}: {exc}")
+
+
+@pytest.fixture
+def api(kubesim_kubeconfig: Path) -> Iterator[client.Client]:
+    """A kubesim client of the session's API-server-only kubesim (controller tests run their
+    controllers in-process against it). Modules on the 3-node cluster define their own ``api``."""
+    c = client.Client.from_kubeconfig(kubesim_kubeconfig)
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+@pytest.fixture
+def ns(api: client.Client) -> Iterator[str]:
+    """A fresh namespace on ``api``'s server, deleted afterwards."""
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    api.create("namespaces", {"metadata": {"name": name}})
+    try:
+        yield name
+    finally:
+        api.delete("namespaces", name)

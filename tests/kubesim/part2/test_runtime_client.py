@@ -5,32 +5,11 @@ from __future__ import annotations
 import socket
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from kubesim import client
-
-
-@pytest.fixture
-def api(kubesim_kubeconfig: Path) -> Iterator[client.Client]:
-    c = client.Client.from_kubeconfig(kubesim_kubeconfig)
-    try:
-        yield c
-    finally:
-        c.close()
-
-
-@pytest.fixture
-def ns(api: client.Client) -> Iterator[str]:
-    name = f"rt-{uuid.uuid4().hex[:10]}"
-    api.create("namespaces", {"metadata": {"name": name}})
-    try:
-        yield name
-    finally:
-        api.delete("namespaces", name)
 
 
 def _cm(name: str, **labels: str) -> dict[str, object]:

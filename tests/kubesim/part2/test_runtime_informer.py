@@ -5,34 +5,12 @@ from __future__ import annotations
 import queue
 import threading
 import time
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from kubesim import client
 from kubesim.controllers import events, runtime, settings
-
-
-@pytest.fixture
-def api(kubesim_kubeconfig: Path) -> Iterator[client.Client]:
-    c = client.Client.from_kubeconfig(kubesim_kubeconfig)
-    try:
-        yield c
-    finally:
-        c.close()
-
-
-@pytest.fixture
-def ns(api: client.Client) -> Iterator[str]:
-    name = f"rt-{uuid.uuid4().hex[:10]}"
-    api.create("namespaces", {"metadata": {"name": name}})
-    try:
-        yield name
-    finally:
-        api.delete("namespaces", name)
 
 
 def _cm(name: str, **labels: str) -> dict[str, Any]:

@@ -14,9 +14,7 @@ import contextlib
 import datetime
 import queue
 import threading
-import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import cluster_waits
@@ -28,25 +26,6 @@ from kubesim.controllers import statefulset as sts_controller
 
 Obj = dict[str, Any]
 WAIT = 30.0  # generous: the machine is shared; a passing run takes about a second per test
-
-
-@pytest.fixture
-def api(kubesim_kubeconfig: Path) -> Iterator[client.Client]:
-    c = client.Client.from_kubeconfig(kubesim_kubeconfig)
-    try:
-        yield c
-    finally:
-        c.close()
-
-
-@pytest.fixture
-def ns(api: client.Client) -> Iterator[str]:
-    name = f"sts-{uuid.uuid4().hex[:10]}"
-    api.create("namespaces", {"metadata": {"name": name}})
-    try:
-        yield name
-    finally:
-        api.delete("namespaces", name)
 
 
 @pytest.fixture
