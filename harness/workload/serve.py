@@ -11,14 +11,12 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
-import signal
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from types import FrameType
 from typing import Final
 
-from harness.workload import app, config, events, fsutil, server
+from harness.workload import app, config, events, fsutil, server, stopsignal
 
 #: Kubernetes' default grace period is 30 s; finish in-flight writes well inside it
 DRAIN_SECONDS: Final = 20.0
@@ -57,31 +55,27 @@ def serve(
         extra = [server.WriterHTTPServer(h, int(httpd.server_address[1]), writer) for h in _also_listen_on(cfg.host)]
     except OSError as exc:
         raise config.ConfigError(f"cannot listen on {cfg.host}:{cfg.port}: {exc.strerror}") from exc
-    stop = threading.Event()
-
-    def _on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.event("signal", signal=signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
-    host, port = httpd.server_address[:2]
-    log.event(
-        "listening", host=str(host), port=int(port), ordinal=pod.ordinal, pod=pod.pod, epoch=writer.epoch,
-        data_dir=str(cfg.data_dir), keep_last=cfg.keep_last, max_bytes=cfg.max_bytes, pid=os.getpid(),
-        pod_identity=dataclasses.asdict(pod),
-    )
-    http_thread = server.start(httpd)
-    extra_threads = [server.start(h) for h in extra]
-    threading.Thread(target=_boot_then_watch, args=(writer, stop), name="boot", daemon=True).start()
-    stop.wait()
-    code = 1 if writer.fatal.is_set() else 0
-    log.event("stopping", draining_seconds=DRAIN_SECONDS)
-    drained = writer.stop(DRAIN_SECONDS)
-    for h, t in [(httpd, http_thread), *zip(extra, extra_threads, strict=True)]:
-        h.shutdown()
-        t.join(timeout=5)
-        h.server_close()
+    with stopsignal.StopSignal() as stop:
+        host, port = httpd.server_address[:2]
+        log.event(
+            "listening", host=str(host), port=int(port), ordinal=pod.ordinal, pod=pod.pod, epoch=writer.epoch,
+            data_dir=str(cfg.data_dir), keep_last=cfg.keep_last, max_bytes=cfg.max_bytes, pid=os.getpid(),
+            pod_identity=dataclasses.asdict(pod),
+        )
+        http_thread = server.start(httpd)
+        extra_threads = [server.start(h) for h in extra]
+        threading.Thread(target=_boot_then_watch, args=(writer, stop), name="boot", daemon=True).start()
+        received = stop.wait()
+        # the handlers stay in place while draining: a second SIGTERM must not cut the drain short
+        if received is not None:
+            log.event("signal", signal=received.name)
+        code = 1 if writer.fatal.is_set() else 0
+        log.event("stopping", draining_seconds=DRAIN_SECONDS)
+        drained = writer.stop(DRAIN_SECONDS)
+        for h, t in [(httpd, http_thread), *zip(extra, extra_threads, strict=True)]:
+            h.shutdown()
+            t.join(timeout=5)
+            h.server_close()
     log.event("stopped", drained=drained, exit_code=code)
     return code
 
@@ -104,7 +98,7 @@ def _also_listen_on(host: str) -> list[str]:
     return ["::1" if addr.version == 6 else "127.0.0.1"]
 
 
-def _boot_then_watch(writer: app.WriterApp, stop: threading.Event) -> None:
+def _boot_then_watch(writer: app.WriterApp, stop: stopsignal.StopSignal) -> None:
     writer.boot()
     if writer.fatal.is_set():
-        stop.set()
+        stop.request()

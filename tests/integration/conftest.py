@@ -129,6 +129,10 @@ class WriterProcess:
     def terminate(self, timeout: float = 30.0) -> int:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGTERM)
+        return self.terminate_wait(timeout)
+
+    def terminate_wait(self, timeout: float = 30.0) -> int:
+        """Wait for an exit already asked for; its events are all read once this returns."""
         rc = self.proc.wait(timeout=timeout)
         self._reader.join(timeout=10)
         return rc

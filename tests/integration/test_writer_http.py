@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import ctypes
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -220,6 +222,27 @@ def test_sigterm_finishes_in_flight_writes_and_exits_0(memory_volume: Path, writ
     assert [c.valid for c in found.checkpoints] == [True]
     assert any(e["event"] == "stopped" and e["drained"] for e in w.events)
     shutil.rmtree(ckdir)  # 256 MiB: do not leave it to pytest's tmp_path retention
+
+
+def _tgkill(pid: int, tid: int, sig: signal.Signals) -> None:
+    """Send ``sig`` to one thread of another process (what the kernel may choose on its own)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.tgkill(pid, tid, int(sig)) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+def test_sigterm_that_lands_on_a_worker_thread_still_stops_the_writer(tmp_path: Path, writer_spawn) -> None:
+    """Regression: the main thread waited on a threading.Event, which a signal handled on any
+    other thread never wakes; the writer then ignored SIGTERM until SIGKILL."""
+    w = writer_spawn(tmp_path)
+    w.await_ready()
+    pid = w.proc.pid
+    workers = sorted(int(t) for t in os.listdir(f"/proc/{pid}/task") if int(t) != pid)
+    assert workers, "the writer runs HTTP and boot threads; /proc shows none"
+    _tgkill(pid, workers[0], signal.SIGTERM)
+    assert w.terminate_wait(timeout=serve.DRAIN_SECONDS + 20) == 0
+    assert any(e["event"] == "signal" and e["signal"] == "SIGTERM" for e in w.events)
 
 
 def test_verify_cli_prints_volume_facts_json(tmp_path: Path, writer_spawn) -> None:
