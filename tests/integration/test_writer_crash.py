@@ -83,7 +83,13 @@ def client_loop(port: int, rng: random.Random, tally: Tally, name: str, stop: th
 
 
 def check_volume(data_dir: Path, tally: Tally, when: str) -> verify_mod.facts.VolumeFacts:
-    found, _warnings = verify_mod.verify_volume(data_dir)
+    # A kill before the writer's first stamp is a legal crash state: an unstamped volume. The
+    # ordinal is known here (every writer of this test is ordinal 0), so judge it rather than
+    # refuse it; without a stamp, nothing may have been published or acknowledged.
+    found, _warnings = verify_mod.verify_volume(data_dir, ordinal=0)
+    if found.stamp is None:
+        assert not found.checkpoints, f"{when}: checkpoints on a volume without an identity stamp"
+        assert not tally.acked, f"{when}: {len(tally.acked)} acknowledged checkpoints but no identity stamp"
     torn = [c for c in found.checkpoints if not c.valid]
     assert not torn, f"{when}: torn checkpoint under a final name: {torn[:3]}"
     on_disk = {c.step: c for c in found.checkpoints}
@@ -178,6 +184,18 @@ def assert_exercised(tally: Tally, kills: int) -> None:
     assert len(tally.acked) >= kills // 4, "too few acknowledged checkpoints: the clients barely wrote"
     assert tally.kills_leaving_temp_dirs >= kills // 20, "kills almost never landed mid-write"
     assert tally.temp_dirs_removed_at_boot >= tally.kills_leaving_temp_dirs // 2
+
+
+def test_a_kill_before_the_first_stamp_is_judged_not_refused(tmp_path: Path) -> None:
+    """Regression: the crash check raised VerifyInputError on a volume killed before its stamp."""
+    data_dir = tmp_path / "volume"
+    layout.checkpoints_dir(data_dir).mkdir(parents=True)  # the writer got as far as nothing durable
+    found = check_volume(data_dir, Tally(), "kill before the stamp")
+    assert found.stamp is None
+    assert not found.checkpoints
+    tally = Tally(acked={1: ("d", "r")})
+    with pytest.raises(AssertionError, match="acknowledged checkpoints but no identity stamp"):
+        check_volume(data_dir, tally, "an ack without a stamp")
 
 
 @pytest.mark.timeout(240)
