@@ -57,6 +57,11 @@ def verify_volume(data_dir: Path, ordinal: int | None = None) -> tuple[facts.Vol
             warnings.append(f"{ckdir / name}: not a checkpoint or temp dir; ignored")
             continue
         check = validate.check_checkpoint(ckdir / name, step, owner, "full")
+        if not check.valid and not os.path.lexists(ckdir / name):
+            # A live writer's retention moved it away while it was read: it is no longer under a
+            # final name, so it is not torn; whether its absence is a loss is the checkers' call.
+            warnings.append(f"{ckdir / name}: removed while it was being verified (retention); not counted")
+            continue
         m = check.manifest
         checkpoints.append(
             facts.CheckpointFact(

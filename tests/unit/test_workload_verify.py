@@ -71,6 +71,27 @@ def test_torn_shard_and_temp_bytes_are_reported_and_nothing_is_written(tmp_path:
     assert not verify_mod.all_valid(found)
 
 
+def test_checkpoint_retired_while_it_is_read_is_not_torn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: a live writer's reaper renamed a checkpoint away mid-read and the verifier
+    called it torn ("shard unreadable: No such file or directory")."""
+    volume_with_checkpoints(tmp_path)
+    ckdir = layout.checkpoints_dir(tmp_path)
+    real_check = verify_mod.validate.check_checkpoint
+
+    def reaped_mid_read(path: Path, *args: object) -> object:
+        if path.name == layout.final_name(1):  # the reaper: rename out of sight, then delete
+            trash = ckdir / ".reap-1"
+            path.rename(trash)
+            (trash / "shard-00000.bin").unlink()
+            return real_check(trash, *args)  # what the reader saw: a shard gone under its feet
+        return real_check(path, *args)
+
+    monkeypatch.setattr(verify_mod.validate, "check_checkpoint", reaped_mid_read)
+    found, warnings = verify_mod.verify_volume(tmp_path)
+    assert [(c.step, c.valid) for c in found.checkpoints] == [(2, True), (3, True)]
+    assert any("removed while it was being verified" in w for w in warnings)
+
+
 def test_checkpoint_written_by_another_ordinal_is_invalid(tmp_path: Path) -> None:
     volume_with_checkpoints(tmp_path, 1)
     stamp = json.loads((tmp_path / layout.STAMP_NAME).read_text())
