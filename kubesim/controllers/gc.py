@@ -7,15 +7,23 @@ upstream's dependency graph (``graph_builder.go``):
 * A dependent whose owners are all gone (no object with that name *and uid*) or are being
   deleted in the foreground is deleted — with Orphan / Foreground propagation if it carries that
   finalizer, Foreground if it has dependents of its own while an owner waits for it, else
-  Background — using a uid precondition so a recreated namesake is never hit. An owner's absence is
-  confirmed with a live GET (``isDangling``), never the cache alone: the cache may simply not have
-  seen a brand-new owner yet.
+  Background. The cache only says whether to look: as upstream's ``attemptToDeleteItem``, the
+  dependent is read live and *its* ownerReferences are classified (the informer may lag behind the
+  worker — e.g. still show a reference that orphaning has just stripped), each owner's absence is
+  confirmed with a live GET (``isDangling``: the cache may not have seen a brand-new owner yet), and
+  the delete carries the uid and resourceVersion that were classified (``deleteObject``, since
+  kubernetes#132632), retried with the uid alone only if the ownerReferences did not change.
 * If some owner is still there ("solid"), references to dangling or foreground-deleting owners are
   removed instead (strategic patch ``$patch: delete`` by uid, as upstream).
 * An owner being deleted with the ``foregroundDeletion`` finalizer has its dependents deleted;
   the finalizer is removed once no dependent with ``blockOwnerDeletion: true`` remains.
 * An owner being deleted with the ``orphan`` finalizer has its ownerReference removed from every
-  dependent, then the finalizer removed.
+  dependent, then the finalizer removed. "Every" means every dependent the caches have seen, as
+  upstream (``attemptToOrphanWorker`` reads the graph): one resource's watch stream is ordered, so a
+  dependent of the same kind created before the owner's deletion is seen first (unless both land in
+  the gap a re-list after a 410 covers); a dependent of another kind whose watch lags may be missed
+  and is then collected as dangling once the owner is gone — a race upstream accepts as rare
+  (kubernetes#26120: "no guarantee on the ordering of the events of different resources").
 
 Keys are ``plural|namespace|name`` (the collector spans every resource). Only resources kubesim
 serves are tracked; events are left out (upstream tracks them too, but nothing here owns them and
@@ -94,6 +102,11 @@ class GarbageCollector:
         assert self.mgr is not None
         meta = _meta(obj)
         self.mgr.enqueue(self, f"{plural}|{meta.get('namespace') or ''}|{meta.get('name')}")
+
+    def _enqueue_rate_limited(self, plural: str, obj: Obj) -> None:
+        assert self.mgr is not None
+        meta = _meta(obj)
+        self.mgr.queue(self).add_rate_limited(f"{plural}|{meta.get('namespace') or ''}|{meta.get('name')}")
 
     def _enqueue_uid(self, uid: str) -> None:
         for plural, inf in self.informers.items():
@@ -191,36 +204,74 @@ class GarbageCollector:
         return True
 
     def _attempt_to_delete(self, api: client.Client, plural: str, obj: Obj) -> None:
+        """Upstream ``attemptToDeleteItem``: decide from the live dependent, delete only the version classified.
+
+        The cached ``obj`` only says whether to look: the informer may lag behind this worker (the
+        orphaning of its owner, say, already stripped the reference live while the cache still shows it),
+        so the ownerReferences that are classified are those of a fresh GET, and the delete carries that
+        object's uid *and* resourceVersion (kubernetes#132632): a change between the GET and the delete
+        makes it fail instead of deleting an object that, by then, may have a solid owner again.
+        """
         if self._solid_in_cache(obj):
             return
         meta = _meta(obj)
-        solid, dangling, waiting = self._classify(api, obj)
+        name, namespace = str(meta.get("name")), str(meta.get("namespace") or "")
+        try:
+            latest = api.get(plural, name, namespace)
+        except client.NotFound:
+            return  # already gone: the informer delivers the deletion
+        latest_meta = _meta(latest)
+        if latest_meta.get("uid") != meta.get("uid") or _deleting(latest) or not owner_refs(latest):
+            return  # a namesake, already on its way out, or owned by nobody any more
+        solid, dangling, waiting = self._classify(api, latest)
         if solid:
             gone = dangling + waiting
             if gone:
-                patch = {"metadata": {"uid": meta.get("uid"),
+                patch = {"metadata": {"uid": latest_meta.get("uid"),
                                       "ownerReferences": [{"$patch": "delete", "uid": r["uid"]} for r in gone]}}
-                api.patch(plural, str(meta.get("name")), patch, str(meta.get("namespace") or ""),
-                          patch_type="strategic")
-                log.info("%s %s/%s: removed references to gone owners %s", plural, meta.get("namespace"),
-                         meta.get("name"), [r.get("name") for r in gone])
+                api.patch(plural, name, patch, namespace, patch_type="strategic")
+                log.info("%s %s/%s: removed references to gone owners %s", plural, namespace, name,
+                         [r.get("name") for r in gone])
             return
-        finalizers = _finalizers(obj)
+        finalizers = _finalizers(latest)
         if ORPHAN in finalizers:
             policy = "Orphan"
-        elif FOREGROUND in finalizers or (waiting and self.dependents(str(meta.get("uid")))):
+        elif FOREGROUND in finalizers or (waiting and self.dependents(str(latest_meta.get("uid")))):
             policy = "Foreground"
         else:
             policy = "Background"
-        log.info("deleting %s %s/%s (owners gone: %s) with %s propagation", plural, meta.get("namespace"),
-                 meta.get("name"), [r.get("name") for r in dangling + waiting], policy)
+        log.info("deleting %s %s/%s (owners gone: %s) with %s propagation", plural, namespace, name,
+                 [r.get("name") for r in dangling + waiting], policy)
+        self._delete_classified(api, plural, latest, policy)
+
+    @staticmethod
+    def _delete_classified(api: client.Client, plural: str, latest: Obj, policy: str) -> None:
+        """Upstream ``deleteObject``: delete ``latest`` at its resourceVersion; on a Conflict re-read it and
+        retry with the uid precondition only if its ownerReferences are still the ones classified (so busy
+        unrelated updates cannot starve collection); otherwise raise the Conflict so the key is retried
+        (rate-limited by the manager) and classified afresh."""
+        meta = _meta(latest)
+        name, namespace, uid = str(meta.get("name")), str(meta.get("namespace") or ""), meta.get("uid")
         try:
-            api.delete(plural, str(meta.get("name")), str(meta.get("namespace") or ""), propagation_policy=policy,
-                       preconditions={"uid": meta.get("uid")})
+            api.delete(plural, name, namespace, propagation_policy=policy,
+                       preconditions={"uid": uid, "resourceVersion": meta.get("resourceVersion")})
+            return
         except client.NotFound:
-            pass
-        except client.Conflict:
-            pass  # a different object with that name now: not ours to delete
+            return
+        except client.Conflict as exc:
+            conflict = exc
+        try:
+            live = api.get(plural, name, namespace)
+        except client.NotFound:
+            return
+        if _meta(live).get("uid") != uid:
+            return  # a different object with that name now: not ours to delete
+        if (_meta(live).get("ownerReferences") or []) != (meta.get("ownerReferences") or []):
+            log.info("%s %s/%s: ownerReferences changed since they were classified; not deleting, retrying",
+                     plural, namespace, name)
+            raise conflict
+        with contextlib.suppress(client.NotFound, client.Conflict):  # Conflict: the uid changed meanwhile
+            api.delete(plural, name, namespace, propagation_policy=policy, preconditions={"uid": uid})
 
     def _delete_dependents_first(self, api: client.Client, plural: str, owner: Obj) -> None:
         uid = str(_meta(owner).get("uid"))
@@ -230,7 +281,10 @@ class GarbageCollector:
             if ref.get("blockOwnerDeletion"):
                 blocking += 1
             if not _deleting(dep):
-                self._attempt_to_delete(api, dep_plural, dep)
+                try:
+                    self._attempt_to_delete(api, dep_plural, dep)
+                except client.Conflict:  # it changed under us: classify it again on its own key, later
+                    self._enqueue_rate_limited(dep_plural, dep)
         if blocking == 0:
             self._remove_finalizer(api, plural, owner, FOREGROUND)
 
