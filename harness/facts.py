@@ -18,6 +18,10 @@ from pathlib import Path
 from typing import Any, Literal, TypeAlias, TypeVar, cast
 
 FACTS_FILE = "facts.json"
+#: the fault schedule a scenario stores in its run folder before anything runs (written by
+#: ``harness.scenario``, which facts may not import: the layering keeps facts free of the
+#: nemesis and load code the scenario layer pulls in; a unit test keeps the two names equal)
+SCHEDULE_FILE = "schedule.json"
 
 RetentionRule: TypeAlias = Literal["Retain", "Delete"]
 
@@ -58,7 +62,16 @@ class IdentityStamp:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class VolumeFacts:
-    """Everything the offline verifier found on one ordinal's volume."""
+    """Everything the offline verifier found on one ordinal's volume.
+
+    Two ordinals are kept apart because a swapped volume is exactly their disagreement:
+    ``read_as`` is the ordinal whose claim the reader mounted (``harness verify --ordinal``),
+    ``stamp.ordinal`` the one the writer stamped the volume for. ``ordinal`` is what the
+    checkers key the volume by: ``read_as`` when the reader said it, else the stamp's.
+    ``read_as`` is ``None`` when the reader did not say (and in facts stored before it was
+    recorded, whose ``ordinal`` came from the stamp whenever there was one), so whether such a
+    volume sits on its own ordinal's claim is unknown — never assumed.
+    """
 
     ordinal: int
     checkpoints: tuple[CheckpointFact, ...] = ()
@@ -66,6 +79,12 @@ class VolumeFacts:
     temp_dirs: int = 0
     temp_bytes: int = 0
     latest_valid_step: int | None = None
+    read_as: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.read_as is not None and self.read_as != self.ordinal:
+            raise ValueError(f"volume read as ordinal {self.read_as} is keyed as ordinal {self.ordinal}; "
+                             "a volume is judged as the ordinal it was read for")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -91,7 +110,15 @@ class RetentionPolicy:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class RunFacts:
-    """The whole post-recovery picture a run's checkers judge."""
+    """The whole post-recovery picture a run's checkers judge.
+
+    ``declared_faults`` is the one fact from before the run: how many faults its schedule
+    declared. :meth:`load` takes it from the run folder's schedule.json when facts.json does
+    not carry it, because every judge of a stored run (the live scenario's and ``harness
+    check``'s) loads facts through there, so a chaos run is judged on whether its chaos
+    happened without any scenario having to remember to say so. ``None``: no schedule (a
+    plain load run, or facts built in memory) — nothing declared, nothing to judge.
+    """
 
     volumes: tuple[VolumeFacts, ...] = ()
     identity_before: tuple[OrdinalIdentity, ...] = ()
@@ -100,6 +127,7 @@ class RunFacts:
     keep_last: int = 0
     #: ordinals the scenario scaled away during the run (their claims may go, per policy)
     scaled_down: tuple[int, ...] = ()
+    declared_faults: int | None = None
 
     def to_dict(self) -> dict[str, object]:
         return dataclasses.asdict(self)
@@ -119,6 +147,7 @@ class RunFacts:
                 retention=_retention(raw.get("retention", {})),
                 keep_last=int(cast(int, raw.get("keep_last", 0))),
                 scaled_down=tuple(int(cast(int, x)) for x in _seq(raw.get("scaled_down", []))),
+                declared_faults=_count_or_none(raw.get("declared_faults"), "declared_faults"),
             )
         except (TypeError, ValueError, KeyError) as exc:
             raise FactsError(f"malformed facts: {exc}") from exc
@@ -133,7 +162,27 @@ class RunFacts:
             raise FactsError(f"cannot read facts file {path}: {exc}") from exc
         if not isinstance(raw, dict):
             raise FactsError(f"facts file {path} is not a JSON object")
-        return RunFacts.from_dict(raw)
+        loaded = RunFacts.from_dict(raw)
+        scheduled = _scheduled_faults(path.parent / SCHEDULE_FILE)
+        if scheduled is None or loaded.declared_faults == scheduled:
+            return loaded
+        if loaded.declared_faults is None:
+            return dataclasses.replace(loaded, declared_faults=scheduled)
+        raise FactsError(f"{path} declares {loaded.declared_faults} faults but {SCHEDULE_FILE} beside it "
+                         f"schedules {scheduled}")
+
+
+def _scheduled_faults(path: Path) -> int | None:
+    """How many faults a stored schedule declares; None when the run stored none."""
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise FactsError(f"cannot read the fault schedule {path}: {exc}") from exc
+    if not isinstance(raw, list) or not all(isinstance(step, dict) for step in raw):
+        raise FactsError(f"fault schedule {path} is not a JSON list of steps")
+    return len(raw)
 
 
 def volume_facts_from_dict(raw: object) -> VolumeFacts:
@@ -147,7 +196,18 @@ def volume_facts_from_dict(raw: object) -> VolumeFacts:
         temp_dirs=int(cast(int, m.get("temp_dirs", 0))),
         temp_bytes=int(cast(int, m.get("temp_bytes", 0))),
         latest_valid_step=None if m.get("latest_valid_step") is None else int(cast(int, m["latest_valid_step"])),
+        # absent in facts stored before the reader recorded it: unknown, and said so by None
+        read_as=_count_or_none(m.get("read_as"), "read_as"),
     )
+
+
+def _count_or_none(value: object, name: str) -> int | None:
+    """A non-negative JSON integer or null; a bool or a string is a malformed file, not a count."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise TypeError(f"{name} should be a non-negative integer or null, got {value!r}")
+    return value
 
 
 _T = TypeVar("_T")

@@ -8,6 +8,7 @@ its function is re-exported here as ``check_<name>`` (the plain names are the mo
 from harness.checkers.availability import check as check_availability
 from harness.checkers.durability import check as check_durability
 from harness.checkers.expect import AvailabilityOptions, DurabilityOptions, Expectations, PerfOptions
+from harness.checkers.faults import check as check_faults
 from harness.checkers.identity import check as check_identity
 from harness.checkers.perf import check as check_perf
 from harness.checkers.registry import CHECKERS, Checker, Composed, UnknownCheckerError, compose, resolve
@@ -29,6 +30,7 @@ __all__ = [
     "Verdict",
     "check_availability",
     "check_durability",
+    "check_faults",
     "check_identity",
     "check_perf",
     "combine",

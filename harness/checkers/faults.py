@@ -1,10 +1,13 @@
-"""Fault periods from the nemesis's start/stop ops.
+"""Fault periods from the nemesis's start/stop ops, and whether the declared faults happened.
 
 A period starts when the nemesis *invoked* the fault (it may bite before the call returns)
 and ends when the heal *completed* (a heal that never completed ends at its invoke, flagged
 uncertain; a fault never healed has no end — the harness broke its own rule, so checkers
 say "unknown" rather than judge around it). A stop closes the earliest open start of the
 same fault and targets (Jepsen nemeses start and stop in pairs).
+
+:func:`check` is the ``faults`` checker: every other checker can pass a run whose faults
+never took effect, and such a run proved nothing about faults.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Literal, TypeAlias, cast
 
-from harness import history, ops
+from harness import facts, history, ops
+from harness.checkers import expect, verdict
 
 HealOutcome: TypeAlias = Literal["ok", "fail", "info", "never"]
 
@@ -113,3 +117,57 @@ def _period(  # noqa: PLR0917 - private helper, called twice
         start_op=start.invoke.index,
         stop_op=stop_op,
     )
+
+
+def check(ops_: Sequence[history.Op], run: facts.RunFacts, exp: expect.Expectations) -> verdict.Verdict:
+    """Did the faults the run declared (its stored schedule) take effect?
+
+    A fault took effect when its ``start`` completed ``ok``. A start that failed injected
+    nothing; one that ended ``info`` (or never completed) may or may not have, so it is not
+    counted as having happened — the claim "survives N faults" needs faults known to have hit.
+
+    Anything but exactly the declared number is ``"unknown"``, not ``False``: ``False`` says
+    the system under test deviated, and here nothing about the system was observed to be wrong
+    — the run did not do what it declared, so it cannot vouch for the system either way (what
+    ``harness check``'s exit 2, "the run is at fault, not the system", means; Jepsen's ``stats``
+    checker likewise calls an ``:f`` with no ``:ok`` unknown). Either way ``True`` is
+    impossible, and :func:`harness.checkers.verdict.combine` lets nothing else turn it back
+    into a pass. Too many faults is unknown for the same reason: the history is not the run the
+    schedule describes.
+    """
+    del exp  # nothing to configure: a declared fault either happened or it did not
+    declared = run.declared_faults
+    starts = [p for p in history.pair(op for op in ops_ if op.f in (ops.FAULT_START, ops.FAULT_STOP))
+              if p.invoke.f == ops.FAULT_START]
+    took = [p for p in starts if p.outcome == "ok"]
+    missed = [p for p in starts if p.outcome != "ok"]
+    failed = sum(1 for p in missed if p.outcome == "fail")
+    details: dict[str, object] = {
+        "declared": declared,
+        "took_effect": len(took),
+        "failed": failed,
+        "indeterminate": len(missed) - failed,
+        "not_taken": [_not_taken(p) for p in missed],
+    }
+    if declared is None:
+        return verdict.Verdict(verdict.UNKNOWN, "the run stored no fault schedule: nothing says which faults "
+                               f"were meant to happen ({len(took)} took effect)", details)
+    if len(took) == declared:
+        summary = "declared no faults, none injected" if declared == 0 else \
+            f"all {declared} declared faults took effect"
+        return verdict.Verdict(True, summary, details)
+    if not took:
+        summary = f"declared {declared} faults, none took effect"
+    elif len(took) < declared:
+        summary = f"declared {declared} faults, only {len(took)} took effect"
+    else:
+        summary = f"declared {declared} faults, but {len(took)} took effect: not the run its schedule describes"
+    if missed:
+        summary += f" ({failed} starts failed, {len(missed) - failed} indeterminate)"
+    return verdict.Verdict(verdict.UNKNOWN, summary + "; the run did not exercise what it declared", details)
+
+
+def _not_taken(p: history.Pair) -> dict[str, object]:
+    fault, targets, _ = _key(p.invoke.value)
+    return {"op": p.invoke.index, "fault": fault, "targets": list(targets), "outcome": p.outcome,
+            "error": p.completion.error if p.completion is not None else "never completed"}

@@ -7,8 +7,17 @@ claim to be deleted (``whenScaled=Delete`` for ordinals it scaled down, ``whenDe
 when it deleted the set), and then the verdict says which ordinals that applied to. The
 claim *name* never changes. The node is not compared: a pod may legitimately move (a
 network volume follows it; a local one cannot, which availability reports). Independently,
-a volume whose stamp names another ordinal (or another claim or volume id than the cluster
-map says) is a swapped volume: always loud.
+a volume whose stamp names another ordinal than the claim it was read from (or another claim
+or volume id than the cluster map says) is a swapped volume: always loud.
+
+The volume's own evidence is judged as strictly as the cluster map. The writer stamps an
+empty volume before it writes anything, so a volume without a (readable) stamp that holds
+checkpoints, or whose ordinal acknowledged a write, lost or never had the stamp that would
+have exposed a swap — a problem, not a pass. An unstamped volume with neither is a writer
+that never got that far, and is fine. A stamped volume whose facts do not say which
+ordinal's claim it was read from (``read_as`` missing: facts stored before the verifier
+recorded it, whose ordinal was taken from the stamp itself) cannot show a swap, so it is
+unverified — unknown, never a pass.
 """
 
 from __future__ import annotations
@@ -17,7 +26,7 @@ from collections.abc import Sequence
 from typing import TypedDict
 
 from harness import facts, history
-from harness.checkers import expect, retention, verdict
+from harness.checkers import expect, retention, verdict, writes
 
 #: OrdinalIdentity fields a retention-policy deletion may change (the claim name never does)
 _RECREATED_MAY_CHANGE = ("claim_uid", "volume", "volume_id")
@@ -37,7 +46,6 @@ class IdentityProblem(TypedDict):
 
 
 def check(ops_: Sequence[history.Op], run: facts.RunFacts, exp: expect.Expectations) -> verdict.Verdict:
-    del ops_  # identity is judged from the recorded maps alone
     before = _by_ordinal(run.identity_before, "identity_before")
     after = _by_ordinal(run.identity_after, "identity_after")
     problems: list[IdentityProblem] = []
@@ -83,8 +91,13 @@ def check(ops_: Sequence[history.Op], run: facts.RunFacts, exp: expect.Expectati
             continue
         problems.append(IdentityProblem(ordinal=ordinal, reason="identity changed", changes=changes))
 
+    acked = _acknowledged_per_ordinal(ops_)
     for vol in run.volumes:
-        problems.extend(_stamp_problems(vol, after.get(vol.ordinal)))
+        # a claim the policy let go may be a fresh one: the acknowledgements were the old volume's
+        served = 0 if retention.claim_deletion_reason(vol.ordinal, run, exp) is not None else acked.get(vol.ordinal, 0)
+        found, doubt = _stamp_problems(vol, after.get(vol.ordinal), served)
+        problems.extend(found)
+        unverified.extend(doubt)
 
     if problems:
         valid: verdict.Validity = False
@@ -103,17 +116,39 @@ def check(ops_: Sequence[history.Op], run: facts.RunFacts, exp: expect.Expectati
     return verdict.Verdict(valid, _summary(valid, unchanged, allowed, problems, unverified, before, after), details)
 
 
-def _stamp_problems(vol: facts.VolumeFacts, now: facts.OrdinalIdentity | None) -> list[IdentityProblem]:
-    """A stamp must name the ordinal (and, when known, the claim and volume id) it was read for."""
+def _stamp_problems(
+    vol: facts.VolumeFacts, now: facts.OrdinalIdentity | None, acknowledged: int
+) -> tuple[list[IdentityProblem], list[IdentityProblem]]:
+    """(problems, unverified): a stamp must name the ordinal (and, when known, the claim and
+    volume id) the volume was read for, and a volume the writer used must have one."""
     stamp = vol.stamp
     if stamp is None:
-        return []
+        if not vol.checkpoints and not acknowledged:
+            return [], []  # the writer never got as far as stamping it: nothing to compare
+        used = ", ".join(part for part in (
+            f"{len(vol.checkpoints)} checkpoints on it" if vol.checkpoints else "",
+            f"{acknowledged} writes acknowledged by ordinal {vol.ordinal}" if acknowledged else "",
+        ) if part)
+        return [IdentityProblem(
+            ordinal=vol.ordinal,
+            reason=f"unstamped volume: the volume read for ordinal {vol.ordinal} has no readable identity stamp, "
+                   f"yet the writer stamps a volume before it writes to it ({used})",
+            changes=[Change(field="stamp", before="stamped by the writer", after=None)],
+        )], []
     out: list[IdentityProblem] = []
+    doubt: list[IdentityProblem] = []
     if stamp.ordinal != vol.ordinal:
         out.append(IdentityProblem(
             ordinal=vol.ordinal,
             reason=f"swapped volume: the volume read for ordinal {vol.ordinal} is stamped for ordinal {stamp.ordinal}",
             changes=[Change(field="stamp.ordinal", before=str(vol.ordinal), after=str(stamp.ordinal))],
+        ))
+    elif vol.read_as is None:
+        doubt.append(IdentityProblem(
+            ordinal=vol.ordinal,
+            reason="not recorded: which ordinal's claim the volume was read from (its facts predate read_as, or "
+                   "it was verified without --ordinal), so a swapped volume cannot be told from its own",
+            changes=[],
         ))
     if now is not None and now.claim != stamp.claim:
         out.append(IdentityProblem(
@@ -127,6 +162,14 @@ def _stamp_problems(vol: facts.VolumeFacts, now: facts.OrdinalIdentity | None) -
             reason=f"the volume's stamp id {stamp.volume_id} is not the id {now.volume_id} recorded for the ordinal",
             changes=[Change(field="stamp.volume_id", before=now.volume_id, after=stamp.volume_id)],
         ))
+    return out, doubt
+
+
+def _acknowledged_per_ordinal(ops_: Sequence[history.Op]) -> dict[int, int]:
+    out: dict[int, int] = {}
+    for a in writes.write_attempts(ops_):
+        if a.outcome == "ok":
+            out[a.ordinal] = out.get(a.ordinal, 0) + 1
     return out
 
 

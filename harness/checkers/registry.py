@@ -3,6 +3,12 @@
 Names are resolved before anything runs, so a typo fails fast instead of after a long
 check. A checker that raises yields ``"unknown"`` carrying the error — a crashed checker
 is never a pass, and never hides the other checkers' answers.
+
+One checker follows the run rather than the caller's choice: ``faults`` joins every check of
+a run that declares faults, whichever checkers were chosen (scenarios and ``harness check``
+name theirs explicitly, and neither must be able to forget it: a chaos run whose chaos never
+happened would otherwise pass), and stays out of the default set for a run that declares none
+(a plain load run has nothing for it to judge, so its verdicts are not touched).
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 
 from harness import facts, history
-from harness.checkers import availability, durability, expect, identity, perf, verdict
+from harness.checkers import availability, durability, expect, faults, identity, perf, verdict
 
 Checker = Callable[[Sequence[history.Op], facts.RunFacts, expect.Expectations], verdict.Verdict]
 
@@ -21,7 +27,10 @@ CHECKERS: Mapping[str, Checker] = {
     "identity": identity.check,
     "availability": availability.check,
     "perf": perf.check,
+    "faults": faults.check,
 }
+#: the checker :func:`compose` adds or leaves out by what the run declared
+FAULTS = "faults"
 
 
 class UnknownCheckerError(ValueError):
@@ -63,6 +72,11 @@ def compose(
     registry: Mapping[str, Checker] = CHECKERS,
 ) -> Composed:
     chosen = resolve(names, registry)
+    if FAULTS in registry:
+        if run.declared_faults and FAULTS not in chosen:
+            chosen.append(FAULTS)
+        elif not run.declared_faults and names is None:
+            chosen.remove(FAULTS)
     e = exp if exp is not None else expect.Expectations()
     results: dict[str, verdict.Verdict] = {}
     for name in chosen:

@@ -156,8 +156,9 @@ class HistoryBuilder:
     # --- facts -------------------------------------------------------------------------------
     def facts(self, ordinals: range | list[int], *, keep_last: int = 0,
               retention: facts.RetentionPolicy | None = None, scaled_down: tuple[int, ...] = (),
-              without_volume: tuple[int, ...] = ()) -> facts.RunFacts:
-        """Facts as the verifier would read them back; identity unchanged before/after."""
+              without_volume: tuple[int, ...] = (), declared_faults: int | None = None) -> facts.RunFacts:
+        """Facts as the verifier would read them back (each volume read for its own ordinal's
+        claim); identity unchanged before/after."""
         idents = tuple(identity_of(o) for o in ordinals)
         volumes = []
         for o in ordinals:
@@ -167,11 +168,12 @@ class HistoryBuilder:
             valid = [c.step for c in cps if c.valid]
             volumes.append(facts.VolumeFacts(
                 ordinal=o, checkpoints=cps, stamp=stamp_of(o),
-                latest_valid_step=max(valid) if valid else None,
+                latest_valid_step=max(valid) if valid else None, read_as=o,
             ))
         return facts.RunFacts(
             volumes=tuple(volumes), identity_before=idents, identity_after=idents,
             retention=retention or facts.RetentionPolicy(), keep_last=keep_last, scaled_down=scaled_down,
+            declared_faults=declared_faults,
         )
 
     def _next_rid(self) -> str:

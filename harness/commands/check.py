@@ -1,8 +1,9 @@
 """``harness check RUN_DIR``: judge a stored run again, without a cluster.
 
-Reads the run's history, facts.json and run.json (its declared expectations), re-runs the
-checkers and prints their verdicts. It never rewrites the evidence or the live run's
-results.json; ``--write`` stores this check's verdicts as results.check.json beside them.
+Reads the run's history, facts.json, schedule.json (the faults it declared) and run.json (its
+declared expectations), re-runs the checkers and prints their verdicts. It never rewrites the
+evidence or the live run's results.json; ``--write`` stores this check's verdicts as
+results.check.json beside them.
 
 Exit codes: 0 every verdict valid, 1 any invalid (the system deviated), 2 unknown or the
 input could not be read (the run or the harness is at fault, not the system).
@@ -29,7 +30,8 @@ def check(
     checker: Annotated[
         list[str] | None,
         typer.Option("--checker", "-c",
-                     help="checker to run (repeatable; default: those the run itself used, else all)"),
+                     help="checker to run (repeatable; default: those the run itself used, else all); "
+                          "a run whose schedule declares faults is always judged by 'faults' too"),
     ] = None,
     write: Annotated[
         bool, typer.Option("--write", help="also store the verdicts as RUN_DIR/results.check.json")
@@ -48,7 +50,7 @@ def check(
         return typer.Exit(EXIT_UNKNOWN)
 
     try:
-        names = checkers.resolve(checker)
+        checkers.resolve(checker)  # a typo fails before anything is read
     except checkers.UnknownCheckerError as exc:
         raise fail(str(exc)) from None
     warnings = _EchoWarnings()
@@ -65,8 +67,8 @@ def check(
     finally:
         logging.getLogger("harness").removeHandler(warnings)
 
-    if checker is None:
-        names = _checkers_the_run_used(run) or names
+    # None (nothing chosen, nothing recorded) lets compose pick the default set for this run
+    names = checker if checker is not None else _checkers_the_run_used(run) or None
     composed = checkers.compose(names, ops_, run_facts, expectations)
     console = Console()
     info = run.info

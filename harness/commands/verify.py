@@ -18,7 +18,10 @@ def verify(
     data_dir: Annotated[Path, typer.Argument(metavar="DIR", help="the volume's data directory (holds identity.json)")],
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object (harness.facts.VolumeFacts)")] = False,
     ordinal: Annotated[
-        int | None, typer.Option("--ordinal", min=0, help="the volume's ordinal when it has no identity stamp")
+        int | None,
+        typer.Option("--ordinal", min=0,
+                     help="the ordinal whose claim this volume is (needed when it has no identity stamp); "
+                          "a stamp naming another ordinal is reported as a swapped volume"),
     ] = None,
 ) -> None:
     """Validate every checkpoint; exit 0 when all are valid, 1 when any is torn, 2 on bad input."""
@@ -44,10 +47,14 @@ def _print_table(found: facts.VolumeFacts) -> None:
 
     console = Console()
     stamp = found.stamp
+    read_as = f"read as ordinal {found.read_as}" if found.read_as is not None else f"ordinal {found.ordinal} (stamp)"
     console.print(
-        f"ordinal {found.ordinal}  stamp: "
-        + (f"{stamp.statefulset}/{stamp.namespace} claim {stamp.claim} volume {stamp.volume_id}" if stamp else "none")
+        f"{read_as}  stamp: "
+        + (f"{stamp.statefulset}/{stamp.namespace} ordinal {stamp.ordinal} claim {stamp.claim} volume {stamp.volume_id}"
+           if stamp else "none")
     )
+    if stamp is not None and stamp.ordinal != found.ordinal:
+        console.print(f"[red]SWAPPED: stamped for ordinal {stamp.ordinal}, read as ordinal {found.ordinal}[/red]")
     table = Table("step", "valid", "digest", "request_id", "problem")
     for c in found.checkpoints:
         valid = "yes" if c.valid else "[red]TORN[/red]"

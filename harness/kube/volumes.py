@@ -47,7 +47,9 @@ def verifier_pod_name(claim: str) -> str:
 
 
 def verifier_command(ordinal: int) -> list[str]:
-    """The writer image's CLI: ``--ordinal`` so a volume never stamped is still reported as its ordinal's."""
+    """The writer image's CLI. ``--ordinal`` is the claim's ordinal: the facts carry it as the ordinal
+    the volume was read as, apart from its stamp's, so a swapped volume shows (and an unstamped one
+    is still reported as its claim's)."""
     return ["harness", "verify", MOUNT_PATH, "--json", "--ordinal", str(ordinal)]
 
 

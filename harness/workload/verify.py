@@ -21,8 +21,12 @@ class VerifyInputError(ValueError):
 def verify_volume(data_dir: Path, ordinal: int | None = None) -> tuple[facts.VolumeFacts, list[str]]:
     """Returns the facts and warnings (one line each) worth telling the user on stderr.
 
-    The volume's ordinal comes from its stamp; ``ordinal`` is only used when there is no
-    readable stamp (and a disagreement between the two is a warning, not an error).
+    ``ordinal`` is the ordinal whose claim this directory is (the one it is read as); the
+    facts carry it as ``read_as`` and key the volume by it, apart from the stamp's own ordinal,
+    so a stamp naming another ordinal shows as the swapped volume it is instead of being
+    silently believed. Checkpoints are still validated against the stamp — a swapped volume's
+    checkpoints are intact, just on the wrong claim. Without ``ordinal`` the stamp is all there
+    is to go by, and the facts say so (``read_as`` None).
     """
     if not data_dir.is_dir():
         raise VerifyInputError(f"{data_dir} is not a directory; pass the volume's data directory (e.g. /data)")
@@ -32,14 +36,17 @@ def verify_volume(data_dir: Path, ordinal: int | None = None) -> tuple[facts.Vol
     except identity.StampError as exc:
         stamp = None
         warnings.append(f"{data_dir}: {exc}")
-    if stamp is not None:
-        if ordinal is not None and ordinal != stamp.ordinal:
-            warnings.append(f"{data_dir}: stamp says ordinal {stamp.ordinal}, --ordinal {ordinal}; using the stamp")
-        owner = stamp.ordinal
-    elif ordinal is not None:
-        owner = ordinal
+    if ordinal is not None:
+        read_for = ordinal
+        if stamp is not None and stamp.ordinal != ordinal:
+            warnings.append(f"{data_dir}: read as ordinal {ordinal} (--ordinal) but stamped for ordinal "
+                            f"{stamp.ordinal}: a swapped volume")
+    elif stamp is not None:
+        read_for = stamp.ordinal
     else:
         raise VerifyInputError(f"{data_dir} has no readable identity stamp; pass --ordinal N to say whose volume it is")
+    # the writer that filled this volume is the one it was stamped for
+    owner = stamp.ordinal if stamp is not None else read_for
     ckdir = layout.checkpoints_dir(data_dir)
     checkpoints: list[facts.CheckpointFact] = []
     temp_dirs = temp_bytes = 0
@@ -78,12 +85,13 @@ def verify_volume(data_dir: Path, ordinal: int | None = None) -> tuple[facts.Vol
     latest = max((c.step for c in checkpoints if c.valid), default=None)
     return (
         facts.VolumeFacts(
-            ordinal=owner,
+            ordinal=read_for,
             checkpoints=tuple(checkpoints),
             stamp=stamp,
             temp_dirs=temp_dirs,
             temp_bytes=temp_bytes,
             latest_valid_step=latest,
+            read_as=ordinal,
         ),
         warnings,
     )

@@ -16,7 +16,7 @@ def _facts(after: dict[int, facts.OrdinalIdentity] | None = None, *, ordinals: i
     before = tuple(synth.identity_of(o) for o in range(ordinals))
     now = {o: synth.identity_of(o) for o in range(ordinals)}
     now.update(after or {})
-    volumes = tuple(facts.VolumeFacts(ordinal=o, stamp=(stamps or {}).get(o, synth.stamp_of(o)))
+    volumes = tuple(facts.VolumeFacts(ordinal=o, stamp=(stamps or {}).get(o, synth.stamp_of(o)), read_as=o)
                     for o in range(ordinals))
     return facts.RunFacts(volumes=volumes, identity_before=before, identity_after=tuple(now.values()), **kw)  # type: ignore[arg-type]
 
@@ -126,3 +126,38 @@ def test_unrecorded_volume_id_is_unknown_not_a_pass() -> None:
 
 def test_nothing_recorded_is_unknown() -> None:
     assert identity.check([], facts.RunFacts(), EXP).valid == "unknown"
+
+
+def test_facts_that_do_not_say_which_claim_a_volume_was_read_from_are_unknown_not_a_pass() -> None:
+    # what facts.json of a run stored before read_as holds: the ordinal was taken from the stamp
+    old = facts.volume_facts_from_dict({"ordinal": 1, "stamp": dataclasses.asdict(synth.stamp_of(1))})
+    assert old.read_as is None
+    f = dataclasses.replace(_facts(), volumes=(*_facts().volumes[:1], old, *_facts().volumes[2:]))
+    v = identity.check([], f, EXP)
+    assert v.valid == "unknown"
+    unverified: list[identity.IdentityProblem] = v.details["unverified"]  # type: ignore[assignment]
+    [doubt] = unverified
+    assert doubt["ordinal"] == 1
+    assert "which ordinal's claim the volume was read from" in doubt["reason"]
+
+
+def test_unstamped_volume_of_an_ordinal_that_acknowledged_writes_is_invalid() -> None:
+    b = synth.HistoryBuilder()
+    b.write(2, 1, publish=False)  # acknowledged, yet nothing on the volume, not even the stamp
+    f = _facts(stamps={})
+    f = dataclasses.replace(f, volumes=(*f.volumes[:2], facts.VolumeFacts(ordinal=2, read_as=2)))
+    v = identity.check(b.ops, f, EXP)
+    assert v.valid is False
+    [p] = _problems(v)
+    assert p["ordinal"] == 2
+    assert "1 writes acknowledged by ordinal 2" in p["reason"]
+    assert identity.check([], f, EXP).valid is True  # without the acknowledgement it is a writer that never began
+
+
+def test_unstamped_fresh_volume_on_a_claim_the_policy_re_created_is_not_blamed_for_old_acks() -> None:
+    b = synth.HistoryBuilder()
+    b.write(2, 1, publish=False)
+    f = _facts({2: synth.identity_of(2, generation=1)}, retention=facts.RetentionPolicy(when_scaled="Delete"),
+               scaled_down=(2,))
+    f = dataclasses.replace(f, volumes=(*f.volumes[:2], facts.VolumeFacts(ordinal=2, read_as=2)))
+    assert identity.check(b.ops, f, EXP).valid is True

@@ -46,6 +46,10 @@ def test_missing_facts_file_is_a_facts_error_naming_the_path(tmp_path: Path) -> 
         json.dumps({"volumes": {"0": {}}}),
         json.dumps({"keep_last": "three"}),
         json.dumps({"identity_before": [{"ordinal": 0, "pod": "p", "extra": 1}]}),
+        json.dumps({"volumes": [{"ordinal": 0, "read_as": "0"}]}),
+        json.dumps({"volumes": [{"ordinal": 0, "read_as": 1}]}),  # keyed as another ordinal than it was read as
+        json.dumps({"declared_faults": True}),
+        json.dumps({"declared_faults": -1}),
     ],
 )
 def test_malformed_facts_are_a_facts_error_never_a_crash(tmp_path: Path, content: str) -> None:
@@ -67,3 +71,9 @@ def test_verifier_output_parses_into_volume_facts() -> None:
     assert v.stamp is not None
     assert v.stamp.ordinal == 2
     assert v.latest_valid_step == 7
+
+
+def test_volume_facts_stored_before_read_as_existed_load_with_it_unknown() -> None:
+    v = facts.volume_facts_from_dict({"ordinal": 2})
+    assert v.read_as is None
+    assert facts.volume_facts_from_dict({"ordinal": 2, "read_as": 2}).read_as == 2

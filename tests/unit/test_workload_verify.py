@@ -121,4 +121,35 @@ def test_unstamped_volume_needs_an_ordinal(tmp_path: Path) -> None:
     with pytest.raises(verify_mod.VerifyInputError, match="--ordinal"):
         verify_mod.verify_volume(tmp_path)
     found, _ = verify_mod.verify_volume(tmp_path, ordinal=5)
-    assert (found.ordinal, found.stamp, found.checkpoints) == (5, None, ())
+    assert (found.ordinal, found.read_as, found.stamp, found.checkpoints) == (5, 5, None, ())
+
+
+def test_without_ordinal_the_stamp_keys_the_volume_and_the_facts_say_it_was_not_asked(tmp_path: Path) -> None:
+    volume_with_checkpoints(tmp_path, 1)
+    found, warnings = verify_mod.verify_volume(tmp_path)
+    assert (found.ordinal, found.read_as) == (3, None)
+    assert warnings == []
+    own, warnings = verify_mod.verify_volume(tmp_path, ordinal=3)
+    assert (own.ordinal, own.read_as) == (3, 3)
+    assert warnings == []
+
+
+def test_ordinal_asked_for_is_kept_apart_from_the_stamps_and_a_swap_is_reported(tmp_path: Path) -> None:
+    """Regression: --ordinal was ignored whenever there was a stamp, so the swapped-volume check
+    compared the stamp's ordinal with itself."""
+    acks = volume_with_checkpoints(tmp_path, 2)
+    found, warnings = verify_mod.verify_volume(tmp_path, ordinal=0)
+    assert (found.ordinal, found.read_as) == (0, 0)
+    assert found.stamp is not None
+    assert found.stamp.ordinal == 3
+    assert [w for w in warnings if "swapped volume" in w] == [
+        f"{tmp_path}: read as ordinal 0 (--ordinal) but stamped for ordinal 3: a swapped volume"
+    ]
+    # its checkpoints are ordinal 3's and intact: validated against the stamp, not the claim
+    assert [(c.ordinal, c.valid, c.digest) for c in found.checkpoints] == [(3, True, a.digest) for a in acks]
+    runner = CliRunner()
+    as_json = runner.invoke(cli.build_app(), ["verify", str(tmp_path), "--json", "--ordinal", "0"])
+    assert as_json.exit_code == 0, as_json.output
+    assert facts.volume_facts_from_dict(json.loads(as_json.stdout)) == found
+    table = runner.invoke(cli.build_app(), ["verify", str(tmp_path), "--ordinal", "0"])
+    assert "SWAPPED: stamped for ordinal 3, read as ordinal 0" in table.stdout
