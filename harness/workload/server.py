@@ -11,6 +11,7 @@ Endpoints::
     POST /checkpoints          {bytes, shards, step?, request_id?} -> 200 after the publish protocol
     GET  /checkpoints          every checkpoint under a final name, with validity
     GET  /checkpoints/<step>   that checkpoint's manifest
+    GET  /resume               the newest checkpoint read back in full and verified (as a trainer resumes)
     GET  /identity             the volume stamp vs who this pod is (409 on mismatch)
     GET  /healthz              live (the process serves)
     GET  /readyz               ready: identity matched and boot recovery done; latest valid step
@@ -87,6 +88,8 @@ class WriterHandler(http.server.BaseHTTPRequestHandler):
             self._readyz()
         elif path == "/identity":
             self._identity()
+        elif path == "/resume":
+            self._resume()
         elif path == "/checkpoints":
             self._list()
         elif path.startswith(_CHECKPOINT_PREFIX):
@@ -150,6 +153,19 @@ class WriterHandler(http.server.BaseHTTPRequestHandler):
         if not result.ok:
             body["error"] = result.problem
         self._send(200 if result.ok else 409, body)
+
+    def _resume(self) -> None:
+        st = self.writer.ready_store()
+        if st is None:
+            self._fail(503, f"not ready: {self.writer.readiness().reason}")
+            return
+        done = st.resume()
+        if done is None:
+            self._send(404, {"error": "no checkpoint verifies: nothing to resume from", "ordinal": st.ordinal})
+            return
+        body = dataclasses.asdict(done)
+        body["skipped"] = [{"step": step, "problem": problem} for step, problem in done.skipped]
+        self._send(200, body)
 
     def _list(self) -> None:
         st = self.writer.ready_store()

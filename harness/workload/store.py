@@ -38,6 +38,7 @@ import concurrent.futures
 import dataclasses
 import errno
 import functools
+import os
 import secrets
 import threading
 import time
@@ -47,7 +48,7 @@ from typing import Final
 
 import blake3
 
-from harness.workload import config, events, fsutil, layout, manifest, payload, recovery
+from harness.workload import config, events, fsutil, layout, manifest, payload, recovery, validate
 
 #: HTTP status for "the checkpoint may or may not be published" (outside the writer contract's
 #: list of definite failures, so a client records the op as indeterminate)
@@ -86,6 +87,19 @@ class _Open:
 
     fd: int
     tail: payload.Buffer | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Resumed:
+    """The checkpoint a resuming trainer would load, after reading all of it."""
+
+    ordinal: int
+    step: int
+    digest: str
+    bytes: int
+    read_seconds: float
+    #: newer checkpoints that failed the full read: (step, problem)
+    skipped: tuple[tuple[int, str], ...] = ()
 
 
 class _Cancelled(Exception):
@@ -144,6 +158,30 @@ class CheckpointStore:
     def has(self, step: int) -> bool:
         with self._lock:
             return step in self._catalog
+
+    def resume(self) -> Resumed | None:
+        """Read the newest checkpoint back in full, as a trainer resuming from it would.
+
+        Newest first, every byte hashed against the manifest; a newer checkpoint that fails is
+        named in ``skipped`` (never silently passed over) and the next one is tried. None when
+        no checkpoint verifies. A checkpoint retired by retention while it was read is skipped
+        without blame: it is no longer under a final name.
+        """
+        started = time.monotonic()
+        skipped: list[tuple[int, str]] = []
+        for entry in reversed(self.entries()):
+            if not entry.valid:
+                continue
+            path = self.ckdir / entry.name
+            check = validate.check_checkpoint(path, entry.step, self.ordinal, "full")
+            if check.valid and check.manifest is not None:
+                m = check.manifest
+                return Resumed(self.ordinal, entry.step, m.digest(), sum(f.size for f in m.files),
+                               round(time.monotonic() - started, 6), tuple(skipped))
+            if os.path.lexists(path):
+                skipped.append((entry.step, check.problem or "invalid"))
+                self._log.event("resume.skipped", step=entry.step, problem=check.problem)
+        return None
 
     # ---- publishing ----------------------------------------------------------------------
     def reserve(self, step: int | None) -> int:

@@ -257,3 +257,27 @@ def test_verify_cli_prints_volume_facts_json(tmp_path: Path, writer_spawn) -> No
     assert doc["ordinal"] == 1
     assert doc["latest_valid_step"] == 1
     assert doc["checkpoints"][0]["request_id"] == "q"
+
+
+def test_resume_reads_the_newest_checkpoint_in_full_and_names_a_newer_torn_one(tmp_path: Path, writer_spawn) -> None:
+    w = writer_spawn(tmp_path, "--keep-last", "0")
+    w.await_ready()
+    acks = [w.request("POST", "/checkpoints", {"bytes": 5000, "shards": 2})[1] for _ in range(3)]
+    status, resumed = w.request("GET", "/resume")
+    assert status == 200, resumed
+    assert (resumed["step"], resumed["digest"], resumed["bytes"]) == (3, acks[2]["digest"], 5000)
+    assert resumed["skipped"] == []
+    shard = layout.checkpoints_dir(tmp_path) / layout.final_name(3) / "shard-00000.bin"
+    shard.write_bytes(b"\0" * shard.stat().st_size)  # same size: only a full read can tell
+    status, resumed = w.request("GET", "/resume")
+    assert status == 200, resumed
+    assert (resumed["step"], resumed["digest"]) == (2, acks[1]["digest"])
+    assert resumed["skipped"] == [{"step": 3, "problem": "shard-00000.bin digest mismatch"}]
+
+
+def test_resume_with_nothing_written_is_404(tmp_path: Path, writer_spawn) -> None:
+    w = writer_spawn(tmp_path)
+    w.await_ready()
+    status, body = w.request("GET", "/resume")
+    assert status == 404
+    assert "nothing to resume from" in body["error"]
