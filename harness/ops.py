@@ -16,6 +16,13 @@ Fault ops (process ``nemesis``), Jepsen's start/stop::
     invoke/ok|info  f="start"  FaultValue   fault injected (period starts at the invoke)
     invoke/ok|info  f="stop"   FaultValue   fault healed (period ends at the completion)
 
+Resume ops (process ``resume-<ordinal>``), after each fault healed and at the end::
+
+    invoke  f="resume"  ResumeInvoke   GET /resume: read the newest checkpoint in full
+    ok      f="resume"  ResumeOk       the step a trainer would resume from, verified
+    fail    f="resume"  ResumeInvoke   nothing verifies (404) or not ready (503)
+    info    f="resume"  ResumeInvoke   no answer (timeout, refused)
+
 Probe ops (process ``probe-<ordinal>``), sampled while the run goes on::
 
     invoke  f="read"  {"ordinal": n}
@@ -31,6 +38,7 @@ WRITE: Final = "write"
 FAULT_START: Final = "start"
 FAULT_STOP: Final = "stop"
 READ: Final = "read"
+RESUME: Final = "resume"
 NEMESIS_PROCESS: Final = "nemesis"
 
 
@@ -66,3 +74,22 @@ class ProbeOk(TypedDict):
     ordinal: int
     ready: bool
     latest_step: int | None
+
+
+class ResumeInvoke(TypedDict):
+    ordinal: int
+    #: which fault's heal this resume follows (index in the schedule); None: the final one
+    after_fault: int | None
+
+
+class ResumeOk(TypedDict):
+    """The writer's /resume answer: the newest checkpoint that verified in full."""
+
+    ordinal: int
+    after_fault: int | None
+    step: int
+    digest: str
+    bytes: int
+    read_seconds: float
+    #: newer checkpoints that failed the full read, as "step: problem"
+    skipped: list[str]

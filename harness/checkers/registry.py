@@ -8,7 +8,9 @@ One checker follows the run rather than the caller's choice: ``faults`` joins ev
 a run that declares faults, whichever checkers were chosen (scenarios and ``harness check``
 name theirs explicitly, and neither must be able to forget it: a chaos run whose chaos never
 happened would otherwise pass), and stays out of the default set for a run that declares none
-(a plain load run has nothing for it to judge, so its verdicts are not touched).
+(a plain load run has nothing for it to judge, so its verdicts are not touched). Likewise
+``resume`` is in the default set only for a history that holds resume ops (scenarios record
+them after every heal; a plain load run has none, and "unknown" there would say nothing).
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ import dataclasses
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 
-from harness import facts, history
-from harness.checkers import availability, durability, expect, faults, identity, perf, verdict
+from harness import facts, history, ops
+from harness.checkers import availability, durability, expect, faults, identity, perf, resume, verdict
 
 Checker = Callable[[Sequence[history.Op], facts.RunFacts, expect.Expectations], verdict.Verdict]
 
@@ -28,9 +30,12 @@ CHECKERS: Mapping[str, Checker] = {
     "availability": availability.check,
     "perf": perf.check,
     "faults": faults.check,
+    "resume": resume.check,
 }
 #: the checker :func:`compose` adds or leaves out by what the run declared
 FAULTS = "faults"
+#: in the default set only when the history has something for it
+RESUME = "resume"
 
 
 class UnknownCheckerError(ValueError):
@@ -77,6 +82,8 @@ def compose(
             chosen.append(FAULTS)
         elif not run.declared_faults and names is None:
             chosen.remove(FAULTS)
+    if names is None and RESUME in chosen and not any(op.f == ops.RESUME for op in ops_):
+        chosen.remove(RESUME)
     e = exp if exp is not None else expect.Expectations()
     results: dict[str, verdict.Verdict] = {}
     for name in chosen:
