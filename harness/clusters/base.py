@@ -25,8 +25,12 @@ CLUSTER_KINDS: tuple[ClusterKind, ...] = get_args(ClusterKind)
 #: module stays free of the kubernetes client).
 Reach = Literal["auto", "pod-ip", "port-forward"]
 
-#: Optional faults beyond the API; none is implemented by a cluster here yet.
-Capability = Literal["node-crash", "node-restore", "kill-container"]
+#: Faults beyond the Kubernetes API, each offered only by clusters that can deliver it for real:
+#: ``node-crash`` stops a node's kubelet and everything it runs (restore starts it again),
+#: ``kill-container`` sends a chosen signal to a container's processes through the runtime,
+#: ``power-loss`` crashes a node *and* drops what its volumes never made durable.
+Capability = Literal["node-crash", "kill-container", "power-loss"]
+CAPABILITIES: tuple[Capability, ...] = get_args(Capability)
 
 
 class ClusterError(Exception):
@@ -79,6 +83,15 @@ class Cluster(Protocol):
 
     def describe(self) -> Mapping[str, object]: ...
 
+    # Capabilities: each raises ClusterUnavailable on a cluster that does not offer it.
+    def crash_node(self, node: str) -> None: ...
+
+    def restore_node(self, node: str) -> None: ...
+
+    def kill_container(self, namespace: str, pod: str, container: str, signal: str) -> None: ...
+
+    def power_loss(self, node: str) -> None: ...
+
 
 def kubectl_args(cluster: Cluster) -> list[str]:
     """Arguments that point a kubectl subprocess at the same cluster (port-forwards)."""
@@ -88,13 +101,17 @@ def kubectl_args(cluster: Cluster) -> list[str]:
     return args
 
 
+def not_offered(cluster: Cluster, capability: Capability) -> ClusterUnavailable:
+    """The error a capability method raises on a cluster that lacks it (scenarios skip on it)."""
+    offered = ", ".join(sorted(cluster.capabilities)) or "none"
+    return ClusterUnavailable(
+        f"the {cluster.kind} cluster {cluster.name} cannot do {capability} (it offers: {offered})")
+
+
 def require(cluster: Cluster, capability: Capability) -> None:
     """Refuse (as :class:`ClusterUnavailable`) a scenario step this cluster cannot deliver."""
     if capability not in cluster.capabilities:
-        offered = ", ".join(sorted(cluster.capabilities)) or "none"
-        raise ClusterUnavailable(
-            f"the {cluster.kind} cluster {cluster.name} cannot do {capability} (it offers: {offered})"
-        )
+        raise not_offered(cluster, capability)
 
 
 C = TypeVar("C", bound=Cluster)

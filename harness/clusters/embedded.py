@@ -72,7 +72,32 @@ class EmbeddedCluster:
 
     @property
     def capabilities(self) -> frozenset[base.Capability]:
-        return frozenset()
+        return frozenset({"node-crash", "kill-container"})
+
+    def crash_node(self, node: str) -> None:
+        """SIGKILL the node's kubelet and every container it runs (a kind node's container stopped)."""
+        self._node_command("crash", node)
+
+    def restore_node(self, node: str) -> None:
+        """Start the node's kubelet again; returns once the Node is Ready."""
+        self._node_command("restore", node)
+
+    def kill_container(self, namespace: str, pod: str, container: str, signal: str) -> None:
+        """Signal the container's processes as the runtime would (``crictl stop``/``kill``)."""
+        self._node_command("kill-container", pod, container, "-n", namespace, "--signal", signal)
+
+    def power_loss(self, node: str) -> None:
+        raise base.not_offered(self, "power-loss")
+
+    def _node_command(self, *args: str) -> None:
+        if not self._started:
+            raise base.ClusterError(f"the embedded cluster is not running; cannot run kubesim node {args[0]}")
+        cmd = [sys.executable, "-m", "kubesim", "node", *args, "--state", str(self.state_dir)]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=self.start_timeout_s, check=False,
+                              stdin=subprocess.DEVNULL, env=_env())
+        if done.returncode != 0:
+            raise base.ClusterError(f"kubesim node {' '.join(args)} failed ({done.returncode}): "
+                                    f"{_last_line(done.stderr) or _last_line(done.stdout)}")
 
     def up_command(self) -> list[str]:
         cmd = [sys.executable, "-m", "kubesim", "up", "--state", str(self.state_dir), "--port", "0",

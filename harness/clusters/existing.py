@@ -63,6 +63,18 @@ class ExistingCluster:
     def capabilities(self) -> frozenset[base.Capability]:
         return frozenset()
 
+    def crash_node(self, node: str) -> None:
+        raise base.not_offered(self, "node-crash")
+
+    def restore_node(self, node: str) -> None:
+        raise base.not_offered(self, "node-crash")
+
+    def kill_container(self, namespace: str, pod: str, container: str, signal: str) -> None:
+        raise base.not_offered(self, "kill-container")
+
+    def power_loss(self, node: str) -> None:
+        raise base.not_offered(self, "power-loss")
+
     def start(self) -> None:
         from harness.kube import client as kube_client
         from harness.kube import identity as kube_identity

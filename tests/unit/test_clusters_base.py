@@ -126,9 +126,35 @@ def test_kubectl_args_point_at_the_same_cluster(tmp_path: Path) -> None:
 
 
 def test_a_capability_the_cluster_lacks_is_unavailable_naming_it(tmp_path: Path) -> None:
-    cluster = embedded.EmbeddedCluster(state_dir=tmp_path)
+    cluster = existing.ExistingCluster(kubeconfig_path=tmp_path / "cfg", context_name="kind-ckpt")
     with pytest.raises(base.ClusterUnavailable, match=r"cannot do node-crash \(it offers: none\)"):
         base.require(cluster, "node-crash")
+    with pytest.raises(base.ClusterUnavailable, match=r"cannot do kill-container"):
+        cluster.kill_container("ns", "ckpt-0", "writer", "KILL")
+    sim = embedded.EmbeddedCluster(state_dir=tmp_path)
+    base.require(sim, "node-crash")
+    with pytest.raises(base.ClusterUnavailable, match=r"power-loss \(it offers: kill-container, node-crash\)"):
+        base.require(sim, "power-loss")
+
+
+def test_embedded_capabilities_run_the_kubesim_node_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[list[str]] = []
+
+    def run(cmd: list[str], **_kw: object) -> subprocess.CompletedProcess[str]:
+        calls.append(cmd)
+        return done(0 if "crash" in cmd else 1, err="no container writer in pod ckpt-9")
+
+    monkeypatch.setattr(embedded.subprocess, "run", run)
+    cluster = embedded.EmbeddedCluster(state_dir=tmp_path)
+    with pytest.raises(base.ClusterError, match="not running"):
+        cluster.crash_node("kubesim-worker")
+    cluster._started = True
+    cluster.crash_node("kubesim-worker2")
+    assert calls[-1][calls[-1].index("node"):] == ["node", "crash", "kubesim-worker2", "--state", str(tmp_path)]
+    with pytest.raises(base.ClusterError, match="no container writer in pod ckpt-9"):
+        cluster.kill_container("ns", "ckpt-9", "writer", "TERM")
+    assert calls[-1][calls[-1].index("node"):] == ["node", "kill-container", "ckpt-9", "writer", "-n", "ns",
+                                                    "--signal", "TERM", "--state", str(tmp_path)]
 
 
 def test_factory_builds_the_chosen_kind(tmp_path: Path) -> None:
