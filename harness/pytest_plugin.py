@@ -26,6 +26,9 @@ from harness import settings
 
 if TYPE_CHECKING:
     from harness.clusters import base as cluster_base
+    from harness.scenario import model as scenario_model
+    from harness.scenario import runner as scenario_runner
+    from harness.scenario import system as system_mod
 
 LAST_SEED_FILE = Path("reports") / ".last-seed"
 
@@ -192,6 +195,51 @@ def report_attach(request: pytest.FixtureRequest) -> Callable[[str, str], None]:
             extras.append(pytest_html.extras.html(f"<h4>{html.escape(name)}</h4><pre>{html.escape(text)}</pre>"))
 
     return attach
+
+
+@pytest.fixture
+def run_scenario(
+    request: pytest.FixtureRequest, harness_seed: int, tmp_path: Path, report_attach: Callable[[str, str], None]
+) -> Callable[[scenario_model.Scenario], scenario_runner.Outcome]:
+    """``run_scenario(SCENARIO)``: run a scenario on the session's cluster (or as local processes)
+    and fail the test unless every checker but ``perf`` says valid.
+
+    A scenario needing a capability the cluster lacks is skipped naming it, never passed; a
+    scenario that cannot run as written fails with one line.
+    """
+    from harness.scenario import model, on_cluster, on_processes, runner
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+
+    def run(scn: model.Scenario) -> runner.Outcome:
+        print(f"\nscenario {scn.name}: {scn.claim.strip().splitlines()[0]}", flush=True)
+        make: Callable[[Path], system_mod.System]
+        if scn.system == "statefulset":
+            cluster: cluster_base.Cluster = request.getfixturevalue("cluster")
+            missing = sorted(scn.needs - cluster.capabilities)
+            if missing:
+                pytest.skip(f"the {cluster.kind} cluster cannot do {', '.join(missing)} "
+                            f"(it offers: {', '.join(sorted(cluster.capabilities)) or 'none'})")
+            kind: str = cluster.kind
+
+            def make(run_dir: Path) -> system_mod.System:
+                return on_cluster.StatefulSetOnCluster(scn, cluster, run_dir, say)
+        else:
+            kind = on_processes.LocalProcesses.kind
+
+            def make(run_dir: Path) -> system_mod.System:
+                return on_processes.LocalProcesses(scn, tmp_path, run_dir)
+        try:
+            outcome = runner.execute(scn, make, seed=harness_seed, cluster_kind=kind, progress=say,
+                                     attach=report_attach)
+        except model.ScenarioError as exc:
+            pytest.fail(f"scenario {scn.name}: {exc}", pytrace=False)
+        failures = outcome.failures([name for name in outcome.composed.verdicts if name != "perf"])
+        assert not failures, "; ".join(failures)
+        return outcome
+
+    return run
 
 
 SEED_KEY = pytest.StashKey[int]()

@@ -16,6 +16,7 @@ import json
 import logging
 import secrets
 from collections.abc import Callable, Mapping
+from typing import Literal
 
 from kubernetes import client as k8s_client
 from kubernetes.client import exceptions as k8s_exceptions
@@ -137,6 +138,19 @@ def scale(api: k8s_client.ApiClient, namespace: str, statefulset: str, replicas:
         raise VolumeReadError(f"cannot reach the API server to scale {namespace}/{statefulset} ({exc})") from None
 
 
+def delete_statefulset(api: k8s_client.ApiClient, namespace: str, statefulset: str) -> None:
+    """Delete the set; its pods go by garbage collection, its claims stay or go by whenDeleted."""
+    try:
+        k8s_client.AppsV1Api(api).delete_namespaced_stateful_set(
+            statefulset, namespace, body=k8s_client.V1DeleteOptions(propagation_policy="Background"))
+    except k8s_exceptions.ApiException as exc:
+        raise VolumeReadError(
+            f"cannot delete statefulset {namespace}/{statefulset} ({kube_apply.describe_api_error(exc)})"
+        ) from None
+    except urllib3_exceptions.HTTPError as exc:
+        raise VolumeReadError(f"cannot reach the API server to delete {namespace}/{statefulset} ({exc})") from None
+
+
 def _why_not_done(pod: k8s_client.V1Pod) -> str:
     """The most telling reason a verifier has not finished: scheduling, image, or phase."""
     status = pod.status
@@ -180,15 +194,23 @@ def read_volumes(
     restore_replicas: int | None = None,
     pull_policy: str = "IfNotPresent",
     progress: Progress = lambda _line: None,
+    stop: Literal["scale", "delete-set"] = "scale",
 ) -> tuple[facts.VolumeFacts, ...]:
-    """Scale the set to 0, verify every claim in a pod of its own, and (optionally) scale back.
+    """Stop the set's pods, verify every claim in a pod of its own, and (optionally) scale back.
 
+    ``stop`` says how the pods go while the claims stay: ``scale`` to 0 (the claims survive by
+    ``whenScaled: Retain``) or ``delete-set`` (by ``whenDeleted: Retain``; no scaling back then).
     ``claims`` maps ordinal → claim name; ``pod_selector`` selects the set's pods (to wait until
     they are gone). Verifier pods are deleted whatever happens.
     """
     core = k8s_client.CoreV1Api(api)
-    progress(f"scaling {namespace}/{statefulset} to 0 so its volumes can be read (claims are retained)")
-    scale(api, namespace, statefulset, 0)
+    if stop == "scale":
+        progress(f"scaling {namespace}/{statefulset} to 0 so its volumes can be read (whenScaled: Retain)")
+        scale(api, namespace, statefulset, 0)
+    else:
+        progress(f"deleting statefulset {namespace}/{statefulset} so its volumes can be read (whenDeleted: Retain)")
+        delete_statefulset(api, namespace, statefulset)
+        restore_replicas = None
     try:
         kube_wait.until(f"the pods of {namespace}/{statefulset} to be gone after scaling to 0",
                         kube_wait.pods_gone(api, namespace, pod_selector), timeout=timeout, interval=0.2,

@@ -257,6 +257,31 @@ class LoadRun:
         self.stop()
         return self.collect(main.returncode)
 
+    def finish(self) -> LoadResult:
+        """End the load now, gracefully: locust's SIGTERM lets every in-flight request finish
+        (up to ``request_timeout_s``) so it gets a real answer, not ``info``; then collect.
+
+        Scenarios run the load for as long as their faults take and end it this way.
+        """
+        if not self._procs:
+            raise LoadError("load was never started")
+        main = self._procs[0][1]
+        if main.poll() is None:
+            _signal_group(main, signal.SIGTERM)
+        try:
+            main.wait(timeout=self.spec.request_timeout_s + REPORT_GRACE_S)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            raise LoadError(
+                f"locust did not stop within {self.spec.request_timeout_s + REPORT_GRACE_S:.0f}s of SIGTERM "
+                f"(see {self.spec.load_dir / 'locust.log'})"
+            ) from None
+        for _, proc in self._procs[1:]:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=TERM_GRACE_S * 2)
+        self.stop()
+        return self.collect(main.returncode)
+
     def stop(self) -> None:
         """End every process still running, users first.
 

@@ -25,13 +25,38 @@ class NemesisError(Exception):
 
 class Nemesis(Protocol):
     """One kind of fault. ``inject`` and ``heal`` must be safe to call once each, in order;
-    ``heal`` must also be safe after a partly failed ``inject``."""
+    ``heal`` must also be safe after a partly failed ``inject``.
+
+    ``affected`` says, before ``inject``, which ordinals the fault will take away (the pods on
+    a drained node, the ordinals a scale-down removes); it reads the live cluster, and it
+    refuses a target the nemesis cannot hit — so bad input fails before anything is changed.
+    """
 
     name: str
+
+    def affected(self, targets: Sequence[str]) -> Sequence[int]: ...
 
     def inject(self, targets: Sequence[str]) -> None: ...
 
     def heal(self, targets: Sequence[str]) -> None: ...
+
+
+def check_options(nemesis: str, options: Mapping[str, object], known: Mapping[str, type | tuple[type, ...]]) -> None:
+    """Refuse an unknown or mistyped nemesis option with one line (before anything runs)."""
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        offered = ", ".join(sorted(known)) or "none"
+        raise NemesisError(f"{nemesis}: unknown option(s) {', '.join(unknown)}; known: {offered}")
+    for key, value in options.items():
+        kinds = known[key]
+        if isinstance(value, bool) and bool not in (kinds if isinstance(kinds, tuple) else (kinds,)):
+            raise NemesisError(f"{nemesis}: option {key} must be {_names(kinds)}, got {value!r}")
+        if not isinstance(value, kinds):
+            raise NemesisError(f"{nemesis}: option {key} must be {_names(kinds)}, got {value!r}")
+
+
+def _names(kinds: type | tuple[type, ...]) -> str:
+    return " or ".join(k.__name__ for k in (kinds if isinstance(kinds, tuple) else (kinds,)))
 
 
 @contextlib.contextmanager

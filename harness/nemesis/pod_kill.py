@@ -1,8 +1,10 @@
-"""Force-delete a StatefulSet pod mid-write; heal = the ordinal is back, Ready, and reachable.
+"""Delete a StatefulSet pod mid-write; heal = the ordinal is back, Ready, and reachable.
 
-Inject deletes each target pod with grace period 0 (UID precondition: only the pod we saw):
-the API object goes at once and the kubelet kills the container without a drain, so the
-writer dies in the middle of whatever it was writing. The StatefulSet controller then creates
+``pod-kill`` deletes each target pod with grace period 0 (UID precondition: only the pod we
+saw): the API object goes at once and the kubelet kills the container without a drain, so the
+writer dies in the middle of whatever it was writing. ``pod-delete`` is the graceful delete a
+rollout or an operator does: the pod's own grace period, SIGTERM first, so the writer finishes
+(or refuses) what is in flight before it exits. The StatefulSet controller then creates
 the ordinal again with the same name and the same claim. Heal waits until that replacement (a
 new UID) is Ready and the endpoints file — kept current by
 :class:`harness.kube.endpoints.EndpointsPublisher` — lists the ordinal at the new pod's address,
@@ -12,20 +14,24 @@ so the load and the probe have followed it before the fault period closes.
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Final
 
 from harness import waiting
 from harness.kube import client as kube_client
 from harness.kube import pods as kube_pods
 from harness.load import endpoints
-from harness.nemesis import base
+from harness.nemesis import base, context
+
+FORCE: Final = "pod-kill"
+GRACEFUL: Final = "pod-delete"
 
 
 class PodKill:
     """Targets are pod names of one StatefulSet (``ckpt-1``); anything else is refused."""
 
-    name = "pod-kill"
+    name = FORCE
 
     def __init__(
         self,
@@ -35,7 +41,7 @@ class PodKill:
         replicas: int,
         endpoints_file: Path,
         *,
-        grace_seconds: int = 0,
+        grace_seconds: int | None = 0,
         heal_timeout_s: float = 90.0,
         progress: Callable[[str], None] = lambda _line: None,
     ) -> None:
@@ -59,6 +65,9 @@ class PodKill:
                 f"(expected {prefix}0 .. {prefix}{self._replicas - 1})"
             )
         return int(suffix)
+
+    def affected(self, targets: Sequence[str]) -> list[int]:
+        return [self.ordinal(t) for t in targets]
 
     def inject(self, targets: Sequence[str]) -> None:
         ordinals = [self.ordinal(t) for t in targets]  # refuse a bad target before deleting anything
@@ -106,3 +115,22 @@ class PodKill:
                           probe, timeout=self._heal_timeout_s, interval=0.1)
         except waiting.WaitTimeout as exc:
             raise base.NemesisError(f"{self.name}: {exc}") from None
+
+
+def build_force(ctx: context.SetContext, options: Mapping[str, object]) -> PodKill:
+    """``pod-kill``: grace 0, no options."""
+    del options
+    return PodKill(ctx.api, ctx.namespace, ctx.statefulset, ctx.replicas, ctx.endpoints_file, grace_seconds=0,
+                   heal_timeout_s=ctx.heal_timeout_s, progress=ctx.progress)
+
+
+def build_graceful(ctx: context.SetContext, options: Mapping[str, object]) -> PodKill:
+    """``pod-delete``: the pod's own grace period, or ``grace_seconds`` (> 0)."""
+    grace = options.get("grace_seconds")
+    if isinstance(grace, int) and grace < 1:
+        raise base.NemesisError(f"{GRACEFUL}: grace_seconds must be >= 1 (0 is pod-kill), got {grace}")
+    nemesis = PodKill(ctx.api, ctx.namespace, ctx.statefulset, ctx.replicas, ctx.endpoints_file,
+                      grace_seconds=grace if isinstance(grace, int) else None, heal_timeout_s=ctx.heal_timeout_s,
+                      progress=ctx.progress)
+    nemesis.name = GRACEFUL
+    return nemesis

@@ -33,6 +33,9 @@ class LocalProcessKill:
             raise base.NemesisError(f"{self.name}: no local writer named {', '.join(unknown)}")
         return [self._by_pod[t] for t in targets]
 
+    def affected(self, targets: Sequence[str]) -> list[int]:
+        return [w.ordinal for w in self._targets(targets)]
+
     def inject(self, targets: Sequence[str]) -> None:
         for writer in self._targets(targets):
             writer.kill()

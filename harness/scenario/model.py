@@ -1,0 +1,169 @@
+"""A scenario is data: what to deploy, what to break, what load to run, and what must hold.
+
+Jepsen's test map, typed. A scenario file builds one :class:`Scenario` and hands it to the
+runner (:mod:`harness.scenario.runner`); everything a scenario file used to repeat — deploy,
+identity, load, probe, faults with heals, read-back, judging, clean-up — lives in the runner
+once. The claim a scenario proves is its ``claim`` (the scenario module's docstring), so the
+report can say it next to the verdict.
+
+Validation happens here, at construction, before a cluster is touched: a scenario that names
+an unknown checker, a deploy option the spec does not have, or a load that cannot run fails
+with one line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Final, Literal, get_args
+
+from harness.checkers import expect, registry
+from harness.clusters import base as cluster_base
+from harness.deploy import spec as deploy_spec
+from harness.scenario import schedule as schedule_mod
+
+#: What the scenario runs against: the StatefulSet on the session's cluster, or the writers as
+#: plain local processes (no cluster at all; the fault is a real SIGKILL of a real process).
+SystemKind = Literal["statefulset", "local-processes"]
+SYSTEM_KINDS: tuple[SystemKind, ...] = get_args(SystemKind)
+
+DEFAULT_CHECKERS: Final = ("durability", "identity", "availability", "resume", "faults", "perf")
+
+
+class ScenarioError(ValueError):
+    """A scenario that cannot run as written; one line that says what to fix."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LoadProfile:
+    """The checkpoint load running through the whole fault schedule.
+
+    The load runs until the last fault healed, then ``tail_s`` more (every ordinal writing
+    again after the last fault is part of the claim), capped at ``max_s``.
+    """
+
+    users: int = 6
+    checkpoint_bytes: int = 256 * 1024
+    shards: int = 4
+    tail_s: float = 4.0
+    max_s: float = 600.0
+    request_timeout_s: float = 10.0
+    #: every ordinal must acknowledge one checkpoint before the first fault, within this
+    first_ack_timeout_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.users < 1:
+            problems.append(f"users must be >= 1, got {self.users}")
+        if self.checkpoint_bytes < self.shards:
+            problems.append(f"checkpoint_bytes ({self.checkpoint_bytes}) must be >= shards ({self.shards})")
+        if self.shards < 1:
+            problems.append(f"shards must be >= 1, got {self.shards}")
+        if self.tail_s < 0 or self.max_s <= self.tail_s:
+            problems.append(f"need 0 <= tail_s < max_s, got tail_s={self.tail_s}, max_s={self.max_s}")
+        if problems:
+            raise ScenarioError("load: " + "; ".join(problems))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Fault:
+    """One kind of fault a scenario uses: the nemesis (by name), its options, and what the
+    scenario expects of the ordinals it hits.
+
+    ``unavailable_because`` labels the unavailability windows of the ordinals the fault hits
+    as expected (the availability checker keeps them apart from deviations); ``None`` means
+    the fault must not make anything unavailable (e.g. a cordon alone).
+    """
+
+    nemesis: str
+    unavailable_because: str | None
+    options: Mapping[str, object] = dataclasses.field(default_factory=dict)
+    #: the fault takes a whole ordinal's pod away (Pending, scaled away): its resume waits for
+    #: the heal; otherwise every ordinal is asked to resume after each heal
+    heal_timeout_s: float = 180.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ScheduleContext:
+    """What a schedule generator may know before the run: the seed and the set's shape."""
+
+    seed: int
+    replicas: int
+
+
+ScheduleFn = Callable[[ScheduleContext], schedule_mod.Schedule]
+
+
+@dataclasses.dataclass(frozen=True)
+class Scenario:
+    """Everything one scenario is; the runner executes any of them the same way."""
+
+    name: str
+    claim: str
+    faults: Mapping[str, Fault]
+    schedule: ScheduleFn
+    system: SystemKind = "statefulset"
+    #: harness/deploy spec options by key (``replicas``, ``storage_class``, ``when_scaled``,
+    #: ``pdb_max_unavailable``, ...); the namespace is the runner's (unique, labelled)
+    deploy: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    needs: frozenset[cluster_base.Capability] = frozenset()
+    load: LoadProfile = dataclasses.field(default_factory=LoadProfile)
+    checkers: tuple[str, ...] = DEFAULT_CHECKERS
+    expectations: expect.Expectations = dataclasses.field(default_factory=expect.Expectations)
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.name.replace("-", "").isalnum():
+            raise ScenarioError(f"scenario name {self.name!r}: use letters, digits and '-'")
+        if not self.claim.strip():
+            raise ScenarioError(f"scenario {self.name}: state the claim it proves (its module docstring)")
+        if self.system not in SYSTEM_KINDS:
+            raise ScenarioError(f"scenario {self.name}: system {self.system!r} is not one of {SYSTEM_KINDS}")
+        if not self.faults:
+            raise ScenarioError(f"scenario {self.name}: declares no fault")
+        try:
+            registry.resolve(self.checkers)
+        except registry.UnknownCheckerError as exc:
+            raise ScenarioError(f"scenario {self.name}: {exc}") from None
+        self.deploy_spec("probe")  # an unknown or bad deploy option fails here, not mid-run
+
+    @property
+    def replicas(self) -> int:
+        return self.deploy_spec("probe").replicas
+
+    def deploy_spec(self, namespace: str) -> deploy_spec.DeploySpec:
+        """The StatefulSet to deploy, in ``namespace``; bad options fail with one line."""
+        try:
+            return deploy_spec.parse({**self.deploy, "namespace": namespace})
+        except deploy_spec.SpecError as exc:
+            raise ScenarioError(f"scenario {self.name}: deploy {exc}") from None
+
+    def make_schedule(self, seed: int) -> schedule_mod.Schedule:
+        """The seeded schedule, checked against the faults this scenario declares."""
+        steps = self.schedule(ScheduleContext(seed=seed, replicas=self.replicas))
+        self.check_schedule(steps)
+        return steps
+
+    def check_schedule(self, steps: schedule_mod.Schedule) -> None:
+        """A schedule (generated or replayed) may only use declared faults on existing ordinals."""
+        if not steps:
+            raise ScenarioError(f"scenario {self.name}: its schedule has no fault")
+        for i, step in enumerate(steps):
+            if step.fault not in self.faults:
+                raise ScenarioError(f"scenario {self.name}: schedule step {i} uses fault {step.fault!r}, "
+                                    f"which the scenario does not declare ({', '.join(self.faults)})")
+            ordinal = step.target.ordinal
+            if ordinal is not None and ordinal >= self.replicas:
+                raise ScenarioError(f"scenario {self.name}: schedule step {i} targets {step.target}, "
+                                    f"but the set has ordinals 0..{self.replicas - 1}")
+
+    def settings(self) -> dict[str, object]:
+        """What goes into run.json: enough to understand and replay the run."""
+        return {
+            "system": self.system,
+            "deploy": dict(self.deploy),
+            "needs": sorted(self.needs),
+            "faults": {name: {"nemesis": f.nemesis, "options": dict(f.options),
+                              "unavailable_because": f.unavailable_because} for name, f in self.faults.items()},
+            "load": dataclasses.asdict(self.load),
+            "checkers": list(self.checkers),
+        }

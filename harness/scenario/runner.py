@@ -1,0 +1,166 @@
+"""One runner for every scenario: deploy, load, break, heal, resume, read back, judge, clean up.
+
+The order is the claim's logic, so it is fixed here once:
+
+1. the schedule (seeded, or a stored one replayed) is checked against the scenario and written
+   into a new run folder before anything runs; every fault's nemesis and options are checked
+   before anything is deployed (bad input changes nothing);
+2. the system comes up; the identity map is recorded;
+3. load and the availability probe start; every ordinal acknowledges a checkpoint;
+4. each fault is injected and healed (the heal in ``finally``: an error or Ctrl-C still heals
+   it), then the ordinals it hit are asked to resume — a trainer's full read of the newest
+   checkpoint;
+5. the load runs ``tail_s`` more and is ended gracefully; every ordinal resumes once more;
+6. the identity map is recorded again, every volume is read back with the offline verifier;
+7. the checkers judge the stored run (exactly what ``harness check`` would read);
+8. the system is removed — whatever happened, Ctrl-C included.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from harness import facts, probe, resume, store, waiting
+from harness.checkers import registry
+from harness.load import runner as load_runner
+from harness.nemesis import base
+from harness.scenario import evidence, model, schedule, system
+
+Progress = Callable[[str], None]
+Attach = Callable[[str, str], None]
+
+#: how long after a heal an ordinal may take to answer a resume before the checker is told
+RESUME_DEADLINE_S = 120.0
+
+
+@runtime_checkable
+class ScalesDown(Protocol):
+    """A nemesis that removes ordinals (their claims may then go by ``whenScaled``)."""
+
+    @property
+    def scaled_down(self) -> Sequence[int]: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class FaultTiming:
+    step: int
+    fault: str
+    target: str
+    #: inject invoked → heal completed (what the availability checker calls the fault period)
+    period_s: float
+    #: heal completed → every hit ordinal resumed (or its deadline passed)
+    resume_s: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    run_dir: Path
+    composed: registry.Composed
+    schedule: schedule.Schedule
+    timings: tuple[FaultTiming, ...]
+    wall_s: float
+
+    def failures(self, required: Sequence[str]) -> list[str]:
+        """The required checkers that did not say valid, with their summaries."""
+        return [f"{name}: {v.summary}" for name, v in self.composed.verdicts.items()
+                if name in required and v.valid is not True]
+
+
+def execute(
+    scn: model.Scenario,
+    make_system: Callable[[Path], system.System],
+    *,
+    seed: int,
+    cluster_kind: str,
+    replay: schedule.Schedule | None = None,
+    base_dir: Path = store.REPORTS_DIR,
+    progress: Progress = print,
+    attach: Attach | None = None,
+) -> Outcome:
+    started = time.monotonic()
+    steps = replay if replay is not None else scn.make_schedule(seed)
+    scn.check_schedule(steps)
+    run = evidence.start_run(scn.name, seed=seed, cluster_kind=cluster_kind, settings=scn.settings(),
+                             expectations=scn.expectations, schedule=steps, base_dir=base_dir)
+    progress(f"run folder {run.path}; {len(steps)} faults: "
+             + ", ".join(f"{s.fault}@{s.target}" for s in steps))
+    sut = make_system(run.path)
+    for fault in scn.faults.values():
+        sut.check_fault(fault)
+    try:
+        sut.up()
+        before = sut.identity()
+        timings, scaled_down = _faults_under_load(scn, sut, run, steps, progress)
+        after = sut.identity()
+        volumes = sut.read_back()
+        run.write_facts(facts.RunFacts(
+            volumes=volumes, identity_before=before, identity_after=after, retention=sut.retention(),
+            keep_last=sut.keep_last(), scaled_down=tuple(sorted(scaled_down)), declared_faults=len(steps)))
+    except BaseException:
+        run.finish()
+        raise
+    finally:
+        sut.down()
+    composed = evidence.judge(run, scn.checkers, scn.expectations, progress=progress, attach=attach)
+    wall = time.monotonic() - started
+    progress(f"scenario {scn.name}: {wall:.1f}s wall; per fault: "
+             + "; ".join(f"{t.fault} {t.target} {t.period_s:.1f}s + resume {t.resume_s:.1f}s" for t in timings))
+    return Outcome(run.path, composed, steps, tuple(timings), wall)
+
+
+def _faults_under_load(
+    scn: model.Scenario, sut: system.System, run: store.Run, steps: schedule.Schedule, progress: Progress,
+) -> tuple[list[FaultTiming], set[int]]:
+    nemeses = {name: sut.nemesis(fault) for name, fault in scn.faults.items()}
+    pause = threading.Event()  # never set: waiting on it is the schedule's own delay, not a guess
+    spec = load_runner.LoadSpec(
+        endpoints_file=sut.endpoints_file, run_dir=run.path, users=scn.load.users, spawn_rate=scn.load.users,
+        duration_s=scn.load.max_s, size_bytes=scn.load.checkpoint_bytes, shards=scn.load.shards,
+        request_timeout_s=scn.load.request_timeout_s)
+    timings: list[FaultTiming] = []
+    scaled_down: set[int] = set()
+    ordinals = list(sut.ordinals)
+    with (
+        run.history_writer("nemesis") as nemesis_rec,
+        run.history_writer("probe") as probe_rec,
+        run.history_writer("resume") as resume_rec,
+        probe.Probe(probe_rec, sut.endpoints),
+        load_runner.LoadRun(spec) as load,
+    ):
+        waiting.until(
+            "every ordinal to acknowledge a checkpoint before the first fault",
+            lambda: (min((c := evidence.acked_per_ordinal(run.path, ordinals)).values()) > 0,
+                     f"acks per ordinal {c}"),
+            timeout=scn.load.first_ack_timeout_s, interval=0.2)
+        for number, step in enumerate(steps):
+            pause.wait(step.delay_s)
+            fault = scn.faults[step.fault]
+            nemesis = nemeses[step.fault]
+            target = sut.resolve(step.target)
+            hit = list(nemesis.affected([target]))
+            expected = {str(o): fault.unavailable_because for o in hit} if fault.unavailable_because else {}
+            progress(f"fault {number + 1}/{len(steps)}: {step.fault} {target} ({step.target}; "
+                     f"ordinals hit: {hit or 'none'})")
+            began = time.monotonic()
+            with base.fault(nemesis_rec, nemesis, [target], expected_unavailable=expected):
+                pass  # the fault period is inject → healed (the nemesis waits for recovery)
+            healed = time.monotonic()
+            if isinstance(nemesis, ScalesDown):
+                scaled_down.update(nemesis.scaled_down)
+            stuck = resume.until_resumed(resume_rec, hit or ordinals, sut.endpoints, number,
+                                         deadline_s=RESUME_DEADLINE_S)
+            if stuck:
+                progress(f"  ordinals {stuck} did not resume within {RESUME_DEADLINE_S:g}s (the checker judges it)")
+            timings.append(FaultTiming(number, step.fault, target, round(healed - began, 3),
+                                       round(time.monotonic() - healed, 3)))
+        progress(f"faults done; load runs {scn.load.tail_s:g}s more, then stops gracefully")
+        pause.wait(scn.load.tail_s)
+        result = load.finish()
+        progress(f"locust: {result.requests} requests, {result.failures} failures")
+        resume.until_resumed(resume_rec, ordinals, sut.endpoints, None, deadline_s=RESUME_DEADLINE_S)
+    return timings, scaled_down
