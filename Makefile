@@ -12,9 +12,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-## run: the main job — the durability scenarios, a run folder per scenario under reports/
+## run: the main job — the default durability scenarios, a run folder per scenario under reports/
+## (every scenario: `pytest scenarios -m "extended or not extended"`; the rest: `-m extended`)
 run: $(STAMP)
-	$(PY) -m pytest scenarios -s --html=reports/scenarios.html --self-contained-html; rc=$$?; \
+	$(PY) -m pytest scenarios -s -m "not extended" --html=reports/scenarios.html --self-contained-html; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "no scenario collected: treating as failure" >&2; exit 1; fi; \
 	echo "report: reports/scenarios.html, run folder: reports/latest"; exit $$rc
 

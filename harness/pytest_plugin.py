@@ -217,7 +217,7 @@ def run_scenario(
         make: Callable[[Path], system_mod.System]
         if scn.system == "statefulset":
             cluster: cluster_base.Cluster = request.getfixturevalue("cluster")
-            missing = sorted(scn.needs - cluster.capabilities)
+            missing = sorted(on_cluster.capabilities_needed(scn) - cluster.capabilities)
             if missing:
                 pytest.skip(f"the {cluster.kind} cluster cannot do {', '.join(missing)} "
                             f"(it offers: {', '.join(sorted(cluster.capabilities)) or 'none'})")

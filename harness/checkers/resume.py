@@ -16,6 +16,11 @@ full (``resume`` ops). Every acknowledged step must be behind or at the step it 
 * **never resumable**: every attempt after a heal failed although acknowledged checkpoints
   existed (only ``info`` answers — no reply at all — leave it unknown instead).
 
+A claim the set's own retention policy deleted (``whenScaled: Delete`` for a scaled-down
+ordinal) starts empty: for such an ordinal, acknowledgements from before the last fault that
+took it away are excused — the identity and durability checkers say the same, by the same rule
+(:mod:`harness.checkers.retention`).
+
 Reported per fault and ordinal: seconds from the heal to the first verified resume, and the
 progress a trainer would redo — seconds from the ordinal's last acknowledgement to the fault,
 and the writes in flight when the fault began. Wall times throughout (the load and the
@@ -30,7 +35,7 @@ from collections.abc import Sequence
 from typing import TypedDict
 
 from harness import facts, history, ops
-from harness.checkers import expect, faults, verdict, writes
+from harness.checkers import expect, faults, retention, verdict, writes
 
 
 class ResumeReport(TypedDict):
@@ -56,7 +61,6 @@ class _Ack:
 
 
 def check(ops_: Sequence[history.Op], run: facts.RunFacts, exp: expect.Expectations) -> verdict.Verdict:
-    del run, exp  # judged from the history alone
     acks: dict[int, list[_Ack]] = collections.defaultdict(list)
     refused: dict[int, set[int]] = collections.defaultdict(set)
     attempts = list(writes.write_attempts(ops_))
@@ -79,13 +83,16 @@ def check(ops_: Sequence[history.Op], run: facts.RunFacts, exp: expect.Expectati
         return verdict.Verdict(verdict.UNKNOWN, "no resume was attempted: whether a trainer could resume is unknown")
 
     periods = faults.fault_periods(ops_)
+    heal_started = {op.index: op.time for op in ops_ if op.f == ops.FAULT_STOP and op.type == "invoke"}
     problems: list[str] = []
     undecided: list[str] = []
     reports: list[ResumeReport] = []
     for (after, ordinal), pairs in sorted(groups.items(), key=lambda kv: (kv[0][0] is None, kv[0])):
         period = _period_before(periods, pairs[0].invoke.time) if after is not None else None
-        report, problem, unknown = _judge(ordinal, after, pairs, acks.get(ordinal, []), refused[ordinal],
-                                          period, attempts)
+        mine = acks.get(ordinal, [])
+        if retention.claim_deletion_reason(ordinal, run, exp) is not None:
+            mine = _since_last_removal(mine, periods, heal_started, ordinal, pairs[0].invoke.time)
+        report, problem, unknown = _judge(ordinal, after, pairs, mine, refused[ordinal], period, attempts)
         reports.append(report)
         if problem:
             problems.append(problem)
@@ -101,6 +108,15 @@ def check(ops_: Sequence[history.Op], run: facts.RunFacts, exp: expect.Expectati
     elif undecided:
         summary = undecided[0] + "; " + summary
     return verdict.Verdict(valid, summary, {"resumes": reports, "problems": problems, "undecided": undecided})
+
+
+def _since_last_removal(acks: list[_Ack], periods: Sequence[faults.FaultPeriod], heal_started: dict[int, float],
+                        ordinal: int, when: float) -> list[_Ack]:
+    """Acks on the volume the ordinal has now: those after the heal of the last fault that took
+    it away began (until then its old pod may still answer; after it, only the new volume can)."""
+    took = [heal_started.get(p.stop_op, p.end or p.start) if p.stop_op is not None else (p.end or p.start)
+            for p in periods if str(ordinal) in p.expected_unavailable and p.start <= when]
+    return [a for a in acks if a.done > max(took)] if took else acks
 
 
 def _period_before(periods: Sequence[faults.FaultPeriod], when: float) -> faults.FaultPeriod | None:

@@ -30,6 +30,8 @@ class Nemesis(Protocol):
     ``affected`` says, before ``inject``, which ordinals the fault will take away (the pods on
     a drained node, the ordinals a scale-down removes); it reads the live cluster, and it
     refuses a target the nemesis cannot hit — so bad input fails before anything is changed.
+    A nemesis may also keep ``notes`` (a JSON mapping: evictions a budget refused, the nodes
+    pods moved to); :func:`fault` records them with the heal, as proof of what happened.
     """
 
     name: str
@@ -97,4 +99,6 @@ def fault(
         except BaseException as exc:
             recorder.record("info", ops.FAULT_STOP, payload, error=repr(exc), process=process)
             raise
-        recorder.record("ok", ops.FAULT_STOP, payload, process=process)
+        notes = getattr(nemesis, "notes", None)
+        done = cast(history.JsonValue, {**value, "notes": dict(notes)}) if notes else payload
+        recorder.record("ok", ops.FAULT_STOP, done, process=process)

@@ -78,9 +78,15 @@ class Fault:
     nemesis: str
     unavailable_because: str | None
     options: Mapping[str, object] = dataclasses.field(default_factory=dict)
-    #: the fault takes a whole ordinal's pod away (Pending, scaled away): its resume waits for
-    #: the heal; otherwise every ordinal is asked to resume after each heal
+    #: how long the fault holds (inject done → heal starts): long enough to see what it does
+    #: (a drained local-path ordinal sitting Pending) while the load goes on
+    hold_s: float = 0.0
+    #: every wait of the heal (pods back, rollout done, a new writer serving) ends by this
     heal_timeout_s: float = 180.0
+
+    def __post_init__(self) -> None:
+        if self.hold_s < 0 or self.heal_timeout_s <= 0:
+            raise ScenarioError(f"fault {self.nemesis}: need hold_s >= 0 and heal_timeout_s > 0")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

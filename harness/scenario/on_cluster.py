@@ -34,6 +34,12 @@ READ_BACK_TIMEOUT_S: Final = 180.0
 _MAX_SCENARIO_IN_NAMESPACE: Final = 63 - len("chaos-") - 7
 
 
+def capabilities_needed(scenario: model.Scenario) -> frozenset[cluster_base.Capability]:
+    """What the cluster must offer beyond the API: the scenario's own list and its nemeses' needs."""
+    needed = {registry.needs(f.nemesis) for f in scenario.faults.values()}
+    return scenario.needs | {n for n in needed if n is not None}
+
+
 class StatefulSetOnCluster:
     def __init__(self, scenario: model.Scenario, cluster: cluster_base.Cluster, run_dir: Path,
                  progress: Callable[[str], None]) -> None:
@@ -105,6 +111,8 @@ class StatefulSetOnCluster:
     def resolve(self, target: schedule.Target) -> str:
         if target.kind == "set":
             return self.spec.name
+        if target.kind == "busiest-node":
+            return self._busiest_node()
         if target.kind == "node":
             known = kube_identity.node_names(self.api)
             if target.ref not in known:
@@ -121,6 +129,16 @@ class StatefulSetOnCluster:
         if state is None or not state.node:
             raise base.NemesisError(f"{target}: pod {self.spec.namespace}/{pod} is not on a node now")
         return state.node
+
+    def _busiest_node(self) -> str:
+        counts: dict[str, int] = {}
+        for ordinal in self.ordinals:
+            state = kube_pods.read_pod(self.api, self.spec.namespace, f"{self.spec.name}-{ordinal}")
+            if state is not None and state.node and not state.deleting:
+                counts[state.node] = counts.get(state.node, 0) + 1
+        if not counts:
+            raise base.NemesisError("busiest-node: none of the set's pods is on a node now")
+        return min(counts, key=lambda node: (-counts[node], node))
 
     def read_back(self) -> tuple[facts.VolumeFacts, ...]:
         """Stop the set's pods the way its retention policy keeps the claims, then verify each."""

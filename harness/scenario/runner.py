@@ -148,7 +148,7 @@ def _faults_under_load(
                      f"ordinals hit: {hit or 'none'})")
             began = time.monotonic()
             with base.fault(nemesis_rec, nemesis, [target], expected_unavailable=expected):
-                pass  # the fault period is inject → healed (the nemesis waits for recovery)
+                pause.wait(fault.hold_s)  # the fault holds; the heal (in finally) waits for recovery
             healed = time.monotonic()
             if isinstance(nemesis, ScalesDown):
                 scaled_down.update(nemesis.scaled_down)

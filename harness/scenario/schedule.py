@@ -20,8 +20,9 @@ from typing import Final, Literal, get_args
 
 from harness import facts
 
-#: What a target names: one ordinal's pod, the node one ordinal runs on, a node by name, the set.
-TargetKind = Literal["ordinal", "node-of", "node", "set"]
+#: What a target names: one ordinal's pod, the node one ordinal runs on, a node by name, the node
+#: holding the most of the set's pods (ties: by name), the set.
+TargetKind = Literal["ordinal", "node-of", "node", "busiest-node", "set"]
 TARGET_KINDS: tuple[TargetKind, ...] = get_args(TargetKind)
 #: facts defines the name (it reads the schedule to know how many faults a run declared)
 SCHEDULE_FILE: Final = facts.SCHEDULE_FILE
@@ -44,21 +45,21 @@ class Target:
             raise ScheduleError(f"target {self.kind}:{self.ref!r} needs an ordinal (a non-negative integer)")
         if self.kind == "node" and not self.ref:
             raise ScheduleError("target node: needs a node name (node:kubesim-worker2)")
-        if self.kind == "set" and self.ref:
-            raise ScheduleError(f"target set takes no argument, got set:{self.ref}")
+        if self.kind in ("set", "busiest-node") and self.ref:
+            raise ScheduleError(f"target {self.kind} takes no argument, got {self.kind}:{self.ref}")
 
     @property
     def ordinal(self) -> int | None:
         return int(self.ref) if self.kind in ("ordinal", "node-of") else None
 
     def __str__(self) -> str:
-        return self.kind if self.kind == "set" else f"{self.kind}:{self.ref}"
+        return self.kind if self.kind in ("set", "busiest-node") else f"{self.kind}:{self.ref}"
 
     @staticmethod
     def parse(text: str) -> Target:
         kind, _, ref = text.partition(":")
         if kind not in TARGET_KINDS:
-            raise ScheduleError(f"target {text!r}: expected one of ordinal:N, node-of:N, node:NAME, set")
+            raise ScheduleError(f"target {text!r}: expected one of ordinal:N, node-of:N, node:NAME, busiest-node, set")
         return Target(kind, ref)
 
 

@@ -111,3 +111,18 @@ def test_a_write_acknowledged_after_the_resume_was_asked_is_not_required() -> No
                                       "bytes": 10, "read_seconds": 0.01, "skipped": []})
     assert late.step == 3
     assert _check(b).valid is True
+
+
+def test_an_ordinal_whose_claim_the_policy_deleted_is_held_only_to_its_new_volume() -> None:
+    b = synth.HistoryBuilder()
+    b.write(1, 5)  # on the old volume
+    b.advance(0.5)
+    b.fault_start("scale", ["ckpt"], {"1": "scaled away; claim deleted by whenScaled=Delete"})
+    b.advance(1.0)
+    b.fault_stop("scale", ["ckpt"])
+    fresh = b.write(1, 1)  # the new, empty volume starts at step 1
+    _resume(b, 1, 0, step=1, digest=fresh.digest)
+    deleted = b.facts([0, 1], retention=facts.RetentionPolicy(when_scaled="Delete"), scaled_down=(1,))
+    kept = b.facts([0, 1], retention=facts.RetentionPolicy(when_scaled="Retain"), scaled_down=(1,))
+    assert resume.check(b.ops, deleted, expect.Expectations()).valid is True
+    assert resume.check(b.ops, kept, expect.Expectations()).valid is False  # Retain: step 5 must come back
