@@ -68,6 +68,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help=f"context of the existing cluster (default: the kubeconfig's current context; env {settings.ENV_CONTEXT})",
     )
     parser.addini("harness_context", "default for --harness-context", default="")
+    group.addoption(
+        "--soak-duration",
+        dest="harness_soak_duration",
+        default=None,
+        metavar="SECONDS",
+        help="how long soak scenarios (-m soak) inject faults (default 600)",
+    )
+    parser.addini("harness_soak_duration", "default for --soak-duration", default="600")
 
 
 def _resolve_seed(config: pytest.Config) -> int:
@@ -195,6 +203,19 @@ def report_attach(request: pytest.FixtureRequest) -> Callable[[str, str], None]:
             extras.append(pytest_html.extras.html(f"<h4>{html.escape(name)}</h4><pre>{html.escape(text)}</pre>"))
 
     return attach
+
+
+@pytest.fixture(scope="session")
+def soak_duration(pytestconfig: pytest.Config) -> float:
+    """Seconds a soak scenario keeps injecting faults (``--soak-duration``, ini ``harness_soak_duration``)."""
+    raw = pytestconfig.getoption("harness_soak_duration") or str(pytestconfig.getini("harness_soak_duration"))
+    try:
+        value = float(raw)
+    except ValueError:
+        raise pytest.UsageError(f"--soak-duration must be a number of seconds, got {raw!r}") from None
+    if not value > 0:
+        raise pytest.UsageError(f"--soak-duration must be > 0 seconds, got {raw!r}")
+    return value
 
 
 @pytest.fixture

@@ -73,6 +73,13 @@ class _NodeFault:
 class Drain(_NodeFault):
     name = DRAIN
 
+    def affected(self, targets: Sequence[str]) -> list[int]:
+        hit = super().affected(targets)
+        if not hit:
+            raise base.NemesisError(f"{self.name}: node(s) {', '.join(targets)} hold none of "
+                                    f"{self._ctx.namespace}/{self._ctx.statefulset}'s pods: nothing to drain")
+        return hit
+
     def inject(self, targets: Sequence[str]) -> None:
         for node in targets:
             self._remember(node)

@@ -116,6 +116,9 @@ class Scenario:
     load: LoadProfile = dataclasses.field(default_factory=LoadProfile)
     checkers: tuple[str, ...] = DEFAULT_CHECKERS
     expectations: expect.Expectations = dataclasses.field(default_factory=expect.Expectations)
+    #: soak: start faults from the (long) schedule until this many seconds have passed; each
+    #: step is stored in schedule.json just before it runs, so the file is what ran
+    duration_s: float | None = None
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("-", "").isalnum():
@@ -130,6 +133,8 @@ class Scenario:
             registry.resolve(self.checkers)
         except registry.UnknownCheckerError as exc:
             raise ScenarioError(f"scenario {self.name}: {exc}") from None
+        if self.duration_s is not None and not self.duration_s > 0:
+            raise ScenarioError(f"scenario {self.name}: duration_s must be > 0, got {self.duration_s}")
         self.deploy_spec("probe")  # an unknown or bad deploy option fails here, not mid-run
 
     @property
@@ -172,4 +177,5 @@ class Scenario:
                               "unavailable_because": f.unavailable_because} for name, f in self.faults.items()},
             "load": dataclasses.asdict(self.load),
             "checkers": list(self.checkers),
+            "duration_s": self.duration_s,
         }

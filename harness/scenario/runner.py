@@ -85,17 +85,22 @@ def execute(
     started = time.monotonic()
     steps = replay if replay is not None else scn.make_schedule(seed)
     scn.check_schedule(steps)
+    timed = scn.duration_s is not None and replay is None
     run = evidence.start_run(scn.name, seed=seed, cluster_kind=cluster_kind, settings=scn.settings(),
-                             expectations=scn.expectations, schedule=steps, base_dir=base_dir)
-    progress(f"run folder {run.path}; {len(steps)} faults: "
-             + ", ".join(f"{s.fault}@{s.target}" for s in steps))
+                             expectations=scn.expectations, schedule=() if timed else steps, base_dir=base_dir)
+    if timed:
+        progress(f"run folder {run.path}; faults from a seeded mix for {scn.duration_s:g}s, each stored before it runs")
+    else:
+        progress(f"run folder {run.path}; {len(steps)} faults: "
+                 + ", ".join(f"{s.fault}@{s.target}" for s in steps))
     sut = make_system(run.path)
     for fault in scn.faults.values():
         sut.check_fault(fault)
     try:
         sut.up()
         before = sut.identity()
-        timings, scaled_down = _faults_under_load(scn, sut, run, steps, progress)
+        timings, scaled_down, steps = _faults_under_load(scn, sut, run, steps, progress,
+                                                         until_s=scn.duration_s if timed else None)
         after = sut.identity()
         volumes = sut.read_back()
         run.write_facts(facts.RunFacts(
@@ -114,8 +119,11 @@ def execute(
 
 
 def _faults_under_load(
-    scn: model.Scenario, sut: system.System, run: store.Run, steps: schedule.Schedule, progress: Progress,
-) -> tuple[list[FaultTiming], set[int]]:
+    scn: model.Scenario, sut: system.System, run: store.Run, steps: schedule.Schedule, progress: Progress, *,
+    until_s: float | None,
+) -> tuple[list[FaultTiming], set[int], schedule.Schedule]:
+    """Returns the timings, the scaled-down ordinals and the steps that ran (all of them unless
+    ``until_s`` ended the schedule early; then each was stored just before it ran)."""
     nemeses = {name: sut.nemesis(fault) for name, fault in scn.faults.items()}
     pause = threading.Event()  # never set: waiting on it is the schedule's own delay, not a guess
     spec = load_runner.LoadSpec(
@@ -137,14 +145,22 @@ def _faults_under_load(
             lambda: (min((c := evidence.acked_per_ordinal(run.path, ordinals)).values()) > 0,
                      f"acks per ordinal {c}"),
             timeout=scn.load.first_ack_timeout_s, interval=0.2)
+        ran: list[schedule.FaultStep] = []
+        began_faults = time.monotonic()
         for number, step in enumerate(steps):
+            if until_s is not None:
+                if time.monotonic() - began_faults >= until_s:
+                    break
+                store.atomic_write_text(run.path / schedule.SCHEDULE_FILE, schedule.to_json([*ran, step]))
+            ran.append(step)
             pause.wait(step.delay_s)
             fault = scn.faults[step.fault]
             nemesis = nemeses[step.fault]
             target = sut.resolve(step.target)
             hit = list(nemesis.affected([target]))
             expected = {str(o): fault.unavailable_because for o in hit} if fault.unavailable_because else {}
-            progress(f"fault {number + 1}/{len(steps)}: {step.fault} {target} ({step.target}; "
+            of = f"{len(steps)}" if until_s is None else f"until {until_s:g}s"
+            progress(f"fault {number + 1}/{of}: {step.fault} {target} ({step.target}; "
                      f"ordinals hit: {hit or 'none'})")
             began = time.monotonic()
             with base.fault(nemesis_rec, nemesis, [target], expected_unavailable=expected):
@@ -163,4 +179,4 @@ def _faults_under_load(
         result = load.finish()
         progress(f"locust: {result.requests} requests, {result.failures} failures")
         resume.until_resumed(resume_rec, ordinals, sut.endpoints, None, deadline_s=RESUME_DEADLINE_S)
-    return timings, scaled_down
+    return timings, scaled_down, tuple(ran)
