@@ -105,10 +105,26 @@ def _resolve_cluster(config: pytest.Config) -> settings.ClusterSettings:
         raise pytest.UsageError(str(exc)) from None
 
 
+def _check_existing_cluster(chosen: settings.ClusterSettings) -> None:
+    """A kubeconfig that cannot work fails the session before anything runs, in one line."""
+    from harness.kube import client as kube_client
+
+    path = Path(chosen.kubeconfig).expanduser() if chosen.kubeconfig else kube_client.default_kubeconfig_path()
+    try:
+        names = kube_client.context_names(path)
+    except kube_client.KubeconfigError as exc:
+        raise pytest.UsageError(_with_our_option_names(str(exc))) from None
+    if chosen.context is not None and chosen.context not in names:
+        known = ", ".join(names) or "none"
+        raise pytest.UsageError(f"--harness-context {chosen.context!r} is not in {path} (contexts: {known})")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     seed = _resolve_seed(config)
     config.stash[SEED_KEY] = seed
     config.stash[CLUSTER_KEY] = _resolve_cluster(config)
+    if config.stash[CLUSTER_KEY].kind == "existing" and not config.option.collectonly:
+        _check_existing_cluster(config.stash[CLUSTER_KEY])
     try:
         LAST_SEED_FILE.parent.mkdir(parents=True, exist_ok=True)
         LAST_SEED_FILE.write_text(f"{seed}\n")
@@ -154,17 +170,18 @@ def cluster(
     made = factory.make(cluster_settings, state_dir=tmp_path_factory.mktemp("embedded-cluster"))
     print(f"\nstarting the {made.kind} cluster for this session")
     try:
+        problem: base.ClusterError | None = None
         try:
             made.start()
-        except base.ClusterUnavailable as exc:
-            if exc.details:
-                print(exc.details)
-            print(f"SKIP (cluster unavailable): {exc}")
-            pytest.skip(f"cluster unavailable: {exc}")
         except base.ClusterError as exc:
-            if exc.details:
-                print(exc.details)
-            pytest.fail(f"cluster did not start: {_with_our_option_names(str(exc))}", pytrace=False)
+            problem = exc
+        if problem is not None:  # outside the except: pytest would print the chained traceback
+            if problem.details:
+                print(problem.details)
+            if isinstance(problem, base.ClusterUnavailable):
+                print(f"SKIP (cluster unavailable): {problem}")
+                pytest.skip(f"cluster unavailable: {problem}")
+            pytest.fail(f"cluster did not start: {_with_our_option_names(str(problem))}", pytrace=False)
         print(f"cluster ready: {made.describe()}")
         yield made
     finally:

@@ -38,7 +38,11 @@ def default_kubeconfig_path() -> Path:
 def context_names(kubeconfig: Path) -> list[str]:
     """The context names in a kubeconfig, checked for the shape kubectl expects."""
     try:
-        text = kubeconfig.read_text()
+        text = kubeconfig.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise KubeconfigError(f"kubeconfig {kubeconfig} is not a text file; pass the path of a kubeconfig") from None
+    except IsADirectoryError:
+        raise KubeconfigError(f"kubeconfig {kubeconfig} is a directory; pass the path of a kubeconfig file") from None
     except FileNotFoundError:
         raise KubeconfigError(
             f"kubeconfig {kubeconfig} does not exist; pass --kubeconfig PATH or set KUBECONFIG"
@@ -50,7 +54,7 @@ def context_names(kubeconfig: Path) -> list[str]:
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise KubeconfigError(f"kubeconfig {kubeconfig} is not valid YAML ({_first_line(exc)})") from exc
+        raise KubeconfigError(f"kubeconfig {kubeconfig} is not valid YAML ({_first_line(exc)})") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("contexts"), list):
         raise KubeconfigError(f"kubeconfig {kubeconfig} has no 'contexts' list; is it really a kubeconfig?")
     names: list[str] = []

@@ -43,14 +43,36 @@ def test_report_attach_is_a_no_op_without_pytest_html(pytester: pytest.Pytester)
     assert result.ret == 0
 
 
-def test_wrong_context_fails_the_scenario_with_our_option_name(pytester: pytest.Pytester) -> None:
+KUBECONFIG = ("contexts: [{name: a, context: {cluster: c, user: u}}]\nclusters: [{name: c, cluster: {server: "
+              "'https://127.0.0.1:9'}}]\nusers: [{name: u, user: {token: t}}]\ncurrent-context: a\n")
+
+
+@pytest.mark.parametrize(("content", "args", "line"), [
+    (KUBECONFIG, ("--harness-context", "b"), "ERROR: --harness-context 'b' is not in kubeconfig (contexts: a)"),
+    ("garbage: [", (), "ERROR: kubeconfig kubeconfig is not valid YAML (while parsing a flow node)"),
+    (b"\xf6k\x00\x91\xda", (), "ERROR: kubeconfig kubeconfig is not a text file; pass the path of a kubeconfig"),
+])
+def test_a_kubeconfig_that_cannot_work_stops_the_session_in_one_line_before_anything_runs(
+        pytester: pytest.Pytester, content: str | bytes, args: tuple[str, ...], line: str) -> None:
     pytester.makeconftest('pytest_plugins = ["harness.pytest_plugin"]')
-    (pytester.path / "kubeconfig").write_text(
-        "contexts: [{name: a, context: {cluster: c, user: u}}]\nclusters: [{name: c, cluster: {server: "
-        "'https://127.0.0.1:9'}}]\nusers: [{name: u, user: {token: t}}]\ncurrent-context: a\n")
+    target = pytester.path / "kubeconfig"
+    target.write_bytes(content) if isinstance(content, bytes) else target.write_text(content)
+    pytester.makepyfile("def test_runs_without_a_cluster():\n    pass\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--cluster", "existing",
+                                           "--harness-kubeconfig", "kubeconfig", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert result.stderr.lines[0] == line
+    assert "Traceback" not in result.stderr.str()
+    assert "passed" not in result.stdout.str(), "nothing may run with a kubeconfig that cannot work"
+
+
+def test_an_unreachable_cluster_fails_the_scenario_in_one_line_without_a_chained_traceback(
+        pytester: pytest.Pytester) -> None:
+    pytester.makeconftest('pytest_plugins = ["harness.pytest_plugin"]')
+    (pytester.path / "kubeconfig").write_text(KUBECONFIG)
     pytester.makepyfile("def test_needs_cluster(cluster):\n    pass\n")
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--cluster", "existing",
-                                           "--harness-kubeconfig", "kubeconfig", "--harness-context", "b")
+                                           "--harness-kubeconfig", "kubeconfig")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.stdout.fnmatch_lines(["*cluster did not start: context 'b' is not in kubeconfig (contexts: a); "
-                                 "pass --harness-context NAME*"])
+    result.stdout.fnmatch_lines(["*cluster did not start: *127.0.0.1:9*"])
+    assert "During handling of the above exception" not in result.stdout.str()
