@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck imports unit bench clean cluster-up cluster-down
+.PHONY: run test lint typecheck imports unit bench clean cluster-up cluster-down fuse
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -12,9 +12,20 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+# libfuse 3 for kubesim/lazyfs (the power-loss file system): Debian's fuse3 + libfuse3-3
+# (~0.4 MB), installed once when missing and root; elsewhere its tests skip saying what is missing.
+fuse:
+	@ldconfig -p 2>/dev/null | grep -q 'libfuse3\.so\.3' || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing fuse3 libfuse3-3 (kubesim/lazyfs)"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q fuse3 libfuse3-3 >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q fuse3 libfuse3-3 >/dev/null 2>&1; } || \
+	    echo "could not install fuse3 libfuse3-3: the lazyfs tests will skip" >&2; \
+	  else echo "libfuse 3 missing and not root (or no apt-get): the lazyfs tests will skip" >&2; fi; }
+
 ## run: the main job — the default durability scenarios, a run folder per scenario under reports/
 ## (every scenario: `pytest scenarios -m "extended or not extended"`; the rest: `-m extended`)
-run: $(STAMP)
+run: $(STAMP) fuse
 	$(PY) -m pytest scenarios -s -m "not extended" --html=reports/scenarios.html --self-contained-html; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "no scenario collected: treating as failure" >&2; exit 1; fi; \
 	echo "report: reports/scenarios.html, run folder: reports/latest"; exit $$rc
@@ -32,7 +43,7 @@ imports: $(STAMP)
 	$(VENV)/bin/lint-imports
 
 # pytest exits 5 when it collected nothing: that is a broken suite, never a pass.
-unit: $(STAMP)
+unit: $(STAMP) fuse
 	$(PY) -m pytest tests; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: treating as failure" >&2; exit 1; fi; \
 	exit $$rc
