@@ -14,6 +14,7 @@ import typer
 #: Modules under harness.commands, each exposing ``register(app: typer.Typer) -> None``.
 COMMAND_MODULES: tuple[str, ...] = (
     "check",
+    "report",
     "verify",
     "writer",
     "deploy",

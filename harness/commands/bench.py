@@ -18,6 +18,7 @@ SUITES: dict[str, str] = {
     "checkers": "harness.checkers.bench:run",
     "writer": "harness.workload.bench:run",
     "load": "harness.load.bench:run",
+    "report": "harness.report.bench:run",
 }
 
 
