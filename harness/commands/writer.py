@@ -25,6 +25,16 @@ def serve(
     host: Annotated[str | None, typer.Option("--host", help="listen address [env LISTEN_HOST, 0.0.0.0]")] = None,
     port: Annotated[int | None, typer.Option("--port", help="listen port, 0 = free [env LISTEN_PORT, 8080]")] = None,
     shard_workers: Annotated[int, typer.Option("--shard-workers", min=1, help="parallel shard writers")] = 4,
+    connection_timeout: Annotated[
+        float | None,
+        typer.Option("--connection-timeout", help="seconds a connection may idle between requests or take to send "
+                     "one [env WRITER_CONNECTION_TIMEOUT, 30]"),
+    ] = None,
+    max_connections: Annotated[
+        int | None,
+        typer.Option("--max-connections", help="connections served at once, more are answered 503 "
+                     "[env WRITER_MAX_CONNECTIONS, 256]"),
+    ] = None,
     unsafe_skip: Annotated[
         str | None,
         typer.Option(
@@ -41,7 +51,8 @@ def serve(
     try:
         cfg = config.writer_config(
             os.environ, data_dir, host=host, port=port, keep_last=keep_last, max_bytes=max_bytes,
-            unsafe_skip=unsafe_skip, shard_workers=shard_workers,
+            unsafe_skip=unsafe_skip, shard_workers=shard_workers, connection_timeout=connection_timeout,
+            max_connections=max_connections,
         )
         code = serve_mod.serve(cfg, os.environ)
     except config.ConfigError as exc:

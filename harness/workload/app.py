@@ -79,7 +79,10 @@ class WriterApp:
         ckdir = layout.checkpoints_dir(data)
         if not ckdir.is_dir():
             self.disk.mkdir(ckdir)
-            self.disk.fsync_dir(data)
+        # Every boot, not only the one that made it: that boot may have crashed between the
+        # mkdir and this fsync, and the directory, still visible from the page cache, would
+        # hold acknowledged checkpoints that a power loss takes away with it.
+        self.disk.fsync_dir(data)
         self.log.event("recovery.start", checkpoints_dir=str(ckdir),
                        note="removing temp dirs, validating the newest checkpoints; not ready until done")
         report = recovery.recover(ckdir, self.pod.ordinal, self.disk, self.log)

@@ -7,6 +7,7 @@ developer or a test the flags.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,6 +19,13 @@ DEFAULT_KEEP_LAST: Final = 3
 DEFAULT_PORT: Final = 8080
 DEFAULT_HOST: Final = "0.0.0.0"
 MAX_SHARDS: Final = 1024
+#: seconds a connection may sit idle between requests, and may take to send one request (head
+#: and body), before the writer closes it; the load reconnects after 5 s idle, far inside it
+DEFAULT_CONNECTION_TIMEOUT: Final = 30.0
+CONNECTION_TIMEOUT_ENV: Final = "WRITER_CONNECTION_TIMEOUT"
+#: open connections served at once (one thread each); more are answered 503 and closed
+DEFAULT_MAX_CONNECTIONS: Final = 256
+MAX_CONNECTIONS_ENV: Final = "WRITER_MAX_CONNECTIONS"
 
 #: Publish-protocol steps a NEGATIVE CONTROL may skip (tests only; see durability.md):
 #:   file-fsync     no fsync of shards and manifest      -> empty/short files after power loss
@@ -29,7 +37,10 @@ ProtocolStep = Literal["file-fsync", "flush", "tmpdir-fsync", "parent-fsync", "a
 PROTOCOL_STEPS: Final[tuple[ProtocolStep, ...]] = get_args(ProtocolStep)
 UNSAFE_SKIP_ENV: Final = "WRITER_UNSAFE_SKIP"
 
-_ORDINAL_SUFFIX: Final = re.compile(r"^(?P<set>.+)-(?P<ordinal>\d+)$")
+#: ASCII digits only, and few: ``\d`` and str.isdigit() also accept digits int() refuses ('²')
+#: or read as another script's number, and int() refuses more than 4300 digits with a ValueError
+_ORDINAL: Final = re.compile(r"[0-9]{1,9}")
+_ORDINAL_SUFFIX: Final = re.compile(r"(?P<set>.+)-(?P<ordinal>[0-9]{1,9})")
 
 
 class ConfigError(ValueError):
@@ -57,26 +68,29 @@ class WriterConfig:
     unsafe_skip: frozenset[ProtocolStep] = frozenset()
     #: threads that write shards of large checkpoints in parallel (shared by all requests)
     shard_workers: int = 4
+    connection_timeout: float = DEFAULT_CONNECTION_TIMEOUT
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
 
 
 def pod_identity_from_env(env: Mapping[str, str]) -> PodIdentity:
     pod = env.get("POD_NAME", "").strip()
     if not pod:
         raise ConfigError("POD_NAME is not set: set it from the downward API (fieldRef metadata.name)")
-    m = _ORDINAL_SUFFIX.match(pod)
+    m = _ORDINAL_SUFFIX.fullmatch(pod)
     raw_index = env.get("POD_INDEX", "").strip()
     if raw_index:
-        if not raw_index.isdigit():
-            raise ConfigError(f"POD_INDEX={raw_index!r} is not a non-negative integer")
+        if not _ORDINAL.fullmatch(raw_index):
+            raise ConfigError(f"POD_INDEX={raw_index[:40]!r} is not a non-negative integer (ASCII digits, at most 9)")
         ordinal = int(raw_index)
     elif m:
         ordinal = int(m.group("ordinal"))
     else:
-        raise ConfigError(f"cannot tell the ordinal: POD_INDEX is unset and POD_NAME={pod!r} has no -<ordinal> suffix")
+        raise ConfigError(f"cannot tell the ordinal: POD_INDEX is unset and POD_NAME={pod[:80]!r} has no -<ordinal> "
+                          "suffix (ASCII digits, at most 9)")
     statefulset = env.get("STATEFULSET_NAME", "").strip()
     if not statefulset:
         if not m:
-            raise ConfigError(f"STATEFULSET_NAME is unset and POD_NAME={pod!r} is not <statefulset>-<ordinal>")
+            raise ConfigError(f"STATEFULSET_NAME is unset and POD_NAME={pod[:80]!r} is not <statefulset>-<ordinal>")
         statefulset = m.group("set")
     namespace = env.get("POD_NAMESPACE", "").strip() or "default"
     template = env.get("CLAIM_TEMPLATE", "").strip() or "data"
@@ -101,9 +115,22 @@ def env_int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -
     try:
         value = int(raw)
     except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not an integer") from None
+        raise ConfigError(f"{name}={raw[:40]!r} is not an integer") from None
     if value < minimum:
         raise ConfigError(f"{name}={value} must be >= {minimum}")
+    return value
+
+
+def env_float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw[:40]!r} is not a number") from None
+    if not math.isfinite(value):
+        raise ConfigError(f"{name}={raw[:40]!r} is not a number of seconds")
     return value
 
 
@@ -117,6 +144,8 @@ def writer_config(
     max_bytes: int | None = None,
     unsafe_skip: str | None = None,
     shard_workers: int = 4,
+    connection_timeout: float | None = None,
+    max_connections: int | None = None,
 ) -> WriterConfig:
     """Flags (non-None arguments) override the environment, which overrides the defaults."""
     cfg = WriterConfig(
@@ -127,6 +156,10 @@ def writer_config(
         max_bytes=max_bytes if max_bytes is not None else env_int(env, "MAX_CHECKPOINT_BYTES", DEFAULT_MAX_BYTES, 1),
         unsafe_skip=parse_unsafe_skip(unsafe_skip if unsafe_skip is not None else env.get(UNSAFE_SKIP_ENV, "")),
         shard_workers=shard_workers,
+        connection_timeout=connection_timeout if connection_timeout is not None
+        else env_float(env, CONNECTION_TIMEOUT_ENV, DEFAULT_CONNECTION_TIMEOUT),
+        max_connections=max_connections if max_connections is not None
+        else env_int(env, MAX_CONNECTIONS_ENV, DEFAULT_MAX_CONNECTIONS),
     )
     if cfg.keep_last < 0:
         raise ConfigError(f"keep-last {cfg.keep_last} must be >= 0 (0 keeps every checkpoint)")
@@ -136,4 +169,8 @@ def writer_config(
         raise ConfigError(f"port {cfg.port} must be 0..65535 (0 picks a free port)")
     if cfg.shard_workers < 1:
         raise ConfigError(f"shard workers {cfg.shard_workers} must be >= 1")
+    if not (math.isfinite(cfg.connection_timeout) and cfg.connection_timeout > 0):
+        raise ConfigError(f"connection timeout {cfg.connection_timeout} must be > 0 seconds")
+    if cfg.max_connections < 1:
+        raise ConfigError(f"max connections {cfg.max_connections} must be >= 1")
     return cfg

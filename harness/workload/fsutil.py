@@ -61,6 +61,14 @@ class Disk:
         finally:
             os.close(fd)
 
+    def fsync_file(self, path: Path) -> None:
+        """fsync a file by name; read-only is enough (Linux writes back its data and inode alike)."""
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
     def rename_noreplace(self, src: Path, dst: Path) -> None:
         """rename(2) that fails with EEXIST instead of replacing ``dst`` (an empty directory
         would otherwise be silently replaced). Uses renameat2(RENAME_NOREPLACE) where the

@@ -4,6 +4,12 @@ Written once, on an empty volume, before anything else; checked at every later b
 swapped or foreign volume makes the pod loudly unready instead of silently serving (and
 overwriting) someone else's checkpoints. The check happens before boot recovery touches the
 volume, so a wrong volume is never modified.
+
+A matching stamp is made durable again at every boot (its file and the data dir fsynced):
+the boot that wrote it may have crashed, or had its directory fsync fail, between the rename
+and that fsync. The stamp is then visible (the page cache survives a process crash) but not
+durable, and nothing would ever fsync it again; a power loss later would take the stamp and
+leave its checkpoints — a volume no writer adopts any more.
 """
 
 from __future__ import annotations
@@ -57,7 +63,7 @@ def read_stamp(data_dir: Path) -> facts.IdentityStamp | None:
             claim=doc["claim"],
             volume_id=doc["volume_id"],
         )
-    except (ValueError, TypeError, KeyError, UnicodeDecodeError) as exc:
+    except (ValueError, TypeError, KeyError, RecursionError) as exc:  # ValueError: also int()'s digit limit
         raise StampError(f"identity stamp is malformed ({exc.__class__.__name__}: {exc})") from exc
     if not isinstance(stamp.ordinal, int) or not all(
         isinstance(v, str) for v in (stamp.statefulset, stamp.namespace, stamp.claim, stamp.volume_id)
@@ -79,6 +85,9 @@ def establish(data_dir: Path, expected: config.PodIdentity, disk: fsutil.Disk) -
         diffs = _differences(stamp, expected)
         if diffs:
             return IdentityResult("mismatch", stamp, expected, "volume stamp names another owner: " + "; ".join(diffs))
+        # ours: finish what an interrupted write_stamp may have left undone (see the module doc)
+        disk.fsync_file(data_dir / layout.STAMP_NAME)
+        disk.fsync_dir(data_dir)
         return IdentityResult("matched", stamp, expected)
     foreign = _foreign_entries(data_dir)
     if foreign:

@@ -28,10 +28,15 @@ TEMP_PREFIX: Final = ".tmp-"
 #: entries a freshly formatted volume may already hold; they do not make it "non-empty"
 FRESH_VOLUME_ENTRIES: Final = frozenset({"lost+found"})
 
-_FINAL_RE: Final = re.compile(r"^step-(\d{12})$")
+# Names and numbers are matched whole (fullmatch: "$" would also match before a trailing
+# newline) and with ASCII [0-9] only: "\d" and str.isdigit() accept other scripts' digits,
+# some of which int() refuses ('²': ValueError) or reads as a number (Arabic-Indic), so a name that
+# final_name() never produces would parse as a step.
+_FINAL_RE: Final = re.compile(r"step-([0-9]{12})")
+_STEP_RE: Final = re.compile(r"[0-9]{1,12}")
 _SHARD_FMT: Final = "shard-{:05d}.bin"
 #: a file name a manifest may list: a plain name inside the checkpoint directory, never a path
-_SAFE_FILE_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_SAFE_FILE_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 MAX_STEP: Final = 10**12 - 1
 
 
@@ -45,8 +50,13 @@ def final_name(step: int) -> str:
 
 def parse_final_name(name: str) -> int | None:
     """The step a final name stands for, or None when ``name`` is not a final name."""
-    m = _FINAL_RE.match(name)
+    m = _FINAL_RE.fullmatch(name)
     return int(m.group(1)) if m else None
+
+
+def parse_step(text: str) -> int | None:
+    """A step written in untrusted text (a URL path): 0..MAX_STEP in ASCII digits, else None."""
+    return int(text) if _STEP_RE.fullmatch(text) else None
 
 
 def temp_name(step: int, token: str, purpose: str = "") -> str:
@@ -63,4 +73,4 @@ def shard_name(index: int) -> str:
 
 
 def is_safe_file_name(name: str) -> bool:
-    return bool(_SAFE_FILE_RE.match(name)) and name != MANIFEST_NAME
+    return bool(_SAFE_FILE_RE.fullmatch(name)) and name != MANIFEST_NAME

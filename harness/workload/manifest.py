@@ -87,7 +87,9 @@ def decode(raw: bytes) -> Manifest:
     """Parse and check a manifest's own digest; raises ManifestError saying what is wrong."""
     try:
         doc = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    # ValueError covers JSONDecodeError, UnicodeDecodeError and int()'s 4300-digit limit;
+    # RecursionError a file nested past the recursion limit: the file is untrusted input
+    except (ValueError, RecursionError) as exc:
         raise ManifestError(f"manifest is not JSON ({exc.__class__.__name__})") from exc
     if not isinstance(doc, dict):
         raise ManifestError("manifest is not a JSON object")

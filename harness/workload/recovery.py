@@ -4,8 +4,10 @@ Leftover temp dirs (writes and retention trash interrupted by a crash) are remov
 under a temp name was ever acknowledged. Final names are validated newest first: fully
 (every byte re-hashed) until the first valid one, which is the latest valid step the pod
 reports; older ones get a structural check (manifest digest, file set, sizes) so boot time
-does not grow with history. A torn checkpoint under a final name is never deleted or
-skipped silently: it stays on disk as evidence, is logged, and is listed as invalid.
+does not grow with history. Those are not trusted beyond that: reads re-hash what they
+serve, and retention re-hashes them in the background before it counts or deletes any. A
+torn checkpoint under a final name is never deleted or skipped silently: it stays on disk as
+evidence, is logged, and is listed as invalid.
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ class Entry:
     step: int
     name: str
     valid: bool
-    #: how validity was established: re-hashed at boot, structure-checked at boot, or written by this epoch
+    #: how validity was established: re-hashed ("full": at boot, or by a read since), only
+    #: structure-checked at boot (unverified: retention does not count it toward keep-last), or
+    #: written by this epoch
     checked: Depth
     digest: str | None = None
     request_id: str | None = None

@@ -52,7 +52,8 @@ def serve(
         )
     try:
         httpd = server.WriterHTTPServer(cfg.host, cfg.port, writer)
-        extra = [server.WriterHTTPServer(h, int(httpd.server_address[1]), writer) for h in _also_listen_on(cfg.host)]
+        extra = [server.WriterHTTPServer(h, int(httpd.server_address[1]), writer, slots=httpd.slots)
+                 for h in _also_listen_on(cfg.host)]
     except OSError as exc:
         raise config.ConfigError(f"cannot listen on {cfg.host}:{cfg.port}: {exc.strerror}") from exc
     with stopsignal.StopSignal() as stop:

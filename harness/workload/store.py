@@ -26,7 +26,26 @@ is durable, so deleting never precedes the new checkpoint's durability and never
 acknowledged request an extra fsync. The reaper renames a victim to a temp name, fsyncs the
 parent once per batch, then deletes — a crash mid-delete leaves a temp dir (removed at boot),
 never a half-deleted directory under a final name. Torn checkpoints are never reaped: they
-are evidence for the checkers.
+are evidence for the checkers. Only *verified* checkpoints count toward K — written by this
+process, or re-hashed at boot or by a read — never one that only passed boot's structural
+check: its bytes may be wrong, and counting it could delete the older checkpoint a trainer
+must fall back on. So the reaper first re-hashes, newest first, the structure-checked ones
+among the newest until it knows K verified ones (at most K-1 reads per boot, none once this
+process has published K; a torn one is marked invalid and kept); every valid checkpoint
+older than the K-th verified one is surplus and goes. Hashing those too, only to delete
+them, would cost a full read of the whole history per boot, and in a crash loop the reaper
+would rarely finish before the next crash: the volume would grow with every life. The first
+pass follows this process's first publish, not its boot: deleting before this process made
+a checkpoint durable gains nothing, and what the pod lists when it turns ready stays on the
+volume until it writes.
+
+Reads (:meth:`CheckpointStore.verify`, behind ``GET /checkpoints/<step>`` and ``/resume``)
+re-hash every byte against the manifest each time; a checkpoint that fails is marked invalid
+in the catalog for good (torn evidence: never reaped, never counted, named by every resume).
+
+Steps: an explicit step must exceed every published or reserved step and be at most
+:data:`STEP_WINDOW` above it, so one request cannot push the next automatic step past
+:data:`layout.MAX_STEP` and make every later step-less POST a 409, across restarts too.
 
 Concurrency: step reservation is one short critical section; shards of large checkpoints are
 written in parallel on a shared thread pool; different checkpoints proceed concurrently.
@@ -38,7 +57,6 @@ import concurrent.futures
 import dataclasses
 import errno
 import functools
-import os
 import secrets
 import threading
 import time
@@ -58,6 +76,9 @@ _NO_SPACE: Final = frozenset({errno.ENOSPC, errno.EDQUOT})
 PARALLEL_MIN_BYTES: Final = 4 * 1024 * 1024
 #: at most this many shards are written in the request thread (their fds stay open until the fsync)
 INLINE_MAX_SHARDS: Final = 16
+#: how far above the last published or reserved step an explicit step may jump (a trainer
+#: checkpointing every N iterations names steps N apart; a million leaves room for any N)
+STEP_WINDOW: Final = 1_000_000
 
 
 class PublishError(Exception):
@@ -102,6 +123,15 @@ class Resumed:
     skipped: tuple[tuple[int, str], ...] = ()
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Verification:
+    """A checkpoint read back in full: its catalog entry after the read, and its manifest
+    (None unless every byte matched)."""
+
+    entry: recovery.Entry
+    manifest: manifest.Manifest | None
+
+
 class _Cancelled(Exception):
     """A sibling shard failed; stop writing this one."""
 
@@ -143,8 +173,6 @@ class CheckpointStore:
         self._closing = False
         self._reaper = threading.Thread(target=self._reap_loop, name="reaper", daemon=True)
         self._reaper.start()
-        if keep_last:
-            self._reap_wanted.set()
 
     # ---- queries -------------------------------------------------------------------------
     def entries(self) -> list[recovery.Entry]:
@@ -159,33 +187,63 @@ class CheckpointStore:
         with self._lock:
             return step in self._catalog
 
+    def verify(self, step: int) -> Verification | None:
+        """Read checkpoint ``step`` back in full, every byte hashed against its manifest.
+
+        None when the catalog has no such step, or retention retired it while it was read
+        (it is no longer under a final name). A checkpoint already known invalid is returned
+        as it is, without a read: torn stays torn. One that fails now is marked invalid in the
+        catalog (logged as ``checkpoint.invalid``), so it is never reaped, never counted
+        toward keep-last, and never served; one that passes counts as verified from now on.
+        """
+        with self._lock:
+            entry = self._catalog.get(step)
+        if entry is None:
+            return None
+        if not entry.valid:
+            return Verification(entry, None)
+        check = validate.check_checkpoint(self.ckdir / entry.name, step, self.ordinal, "full")
+        with self._lock:
+            current = self._catalog.get(step)
+            if current is None:
+                return None  # retired by retention while it was read
+            if check.valid:
+                current = self._catalog[step] = dataclasses.replace(current, checked="full")
+            elif current.valid:
+                current = self._catalog[step] = dataclasses.replace(
+                    current, valid=False, checked="full", problem=check.problem or "invalid")
+                self._log.event("checkpoint.invalid", step=step, name=current.name, problem=current.problem,
+                                kept=True, note="failed a full read; no longer served or counted by retention")
+        return Verification(current, check.manifest if check.valid and current.valid else None)
+
     def resume(self) -> Resumed | None:
         """Read the newest checkpoint back in full, as a trainer resuming from it would.
 
-        Newest first, every byte hashed against the manifest; a newer checkpoint that fails is
-        named in ``skipped`` (never silently passed over) and the next one is tried. None when
-        no checkpoint verifies. A checkpoint retired by retention while it was read is skipped
+        Newest first, every byte hashed against the manifest (:meth:`verify`); every newer
+        checkpoint passed over — failing now or known invalid before — is named in
+        ``skipped`` (never silently passed over) and the next one is tried. None when no
+        checkpoint verifies. A checkpoint retired by retention while it was read is skipped
         without blame: it is no longer under a final name.
         """
         started = time.monotonic()
         skipped: list[tuple[int, str]] = []
         for entry in reversed(self.entries()):
-            if not entry.valid:
+            found = self.verify(entry.step)
+            if found is None:
                 continue
-            path = self.ckdir / entry.name
-            check = validate.check_checkpoint(path, entry.step, self.ordinal, "full")
-            if check.valid and check.manifest is not None:
-                m = check.manifest
-                return Resumed(self.ordinal, entry.step, m.digest(), sum(f.size for f in m.files),
+            if found.manifest is not None:
+                m = found.manifest
+                return Resumed(self.ordinal, entry.step, m.digest(), m.total_bytes,
                                round(time.monotonic() - started, 6), tuple(skipped))
-            if os.path.lexists(path):
-                skipped.append((entry.step, check.problem or "invalid"))
-                self._log.event("resume.skipped", step=entry.step, problem=check.problem)
+            problem = found.entry.problem or "invalid"
+            skipped.append((entry.step, problem))
+            self._log.event("resume.skipped", step=entry.step, problem=problem)
         return None
 
     # ---- publishing ----------------------------------------------------------------------
     def reserve(self, step: int | None) -> int:
-        """Claim a step: explicit ones must exceed every published or reserved step."""
+        """Claim a step: explicit ones must exceed every published or reserved step, by at
+        most :data:`STEP_WINDOW`."""
         with self._lock:
             if self._closing:
                 raise PublishError(503, "writer is shutting down; nothing was published")
@@ -194,6 +252,10 @@ class CheckpointStore:
             elif step <= self._reserved:
                 raise PublishError(409, f"step {step} is not greater than the last published or reserved step "
                                         f"{self._reserved}; use a larger step or omit it")
+            elif step > self._reserved + STEP_WINDOW:
+                raise PublishError(400, f"step {step} is too far ahead: a step may be at most {STEP_WINDOW} above "
+                                        f"the last published or reserved step {self._reserved}, so at most "
+                                        f"{self._reserved + STEP_WINDOW} now; nothing was published")
             if step > layout.MAX_STEP:
                 raise PublishError(409, f"step {step} exceeds the largest step {layout.MAX_STEP}")
             self._reserved = step
@@ -361,18 +423,35 @@ class CheckpointStore:
 
     # ---- retention -----------------------------------------------------------------------
     def _victims(self) -> list[recovery.Entry]:
+        """Valid checkpoints older than the K-th newest *verified* one (see the module doc)."""
         with self._lock:
-            valid = sorted((s for s, e in self._catalog.items() if e.valid), reverse=True)
-            if len(valid) <= self.keep_last:
+            verified = sorted((s for s, e in self._catalog.items() if e.valid and e.checked != "structure"),
+                              reverse=True)
+            if len(verified) < self.keep_last:
                 return []
-            keep_from = valid[self.keep_last - 1]
-            victims = [self._catalog.pop(s) for s in valid if s < keep_from]
-        return victims
+            keep_from = verified[self.keep_last - 1]
+            older = [s for s, e in self._catalog.items() if e.valid and s < keep_from]
+            return [self._catalog.pop(s) for s in sorted(older)]
+
+    def _verify_newest(self) -> None:
+        """Re-hash structure-checked checkpoints, newest first, until K verified valid ones
+        are known (or none is left); stops early when the store closes."""
+        verified = 0
+        for entry in reversed(self.entries()):
+            if verified >= self.keep_last or self._closing:
+                return
+            valid = entry.valid
+            if valid and entry.checked == "structure":
+                found = self.verify(entry.step)
+                valid = found is not None and found.manifest is not None
+            if valid:
+                verified += 1
 
     def reap_now(self) -> int:
         """One retention pass (the reaper's body); returns how many checkpoints it removed."""
         if not self.keep_last:
             return 0
+        self._verify_newest()
         victims = self._victims()
         if not victims:
             return 0

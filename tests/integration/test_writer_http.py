@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -281,3 +282,107 @@ def test_resume_with_nothing_written_is_404(tmp_path: Path, writer_spawn) -> Non
     status, body = w.request("GET", "/resume")
     assert status == 404
     assert "nothing to resume from" in body["error"]
+
+
+def test_manifest_is_served_only_for_a_checkpoint_whose_bytes_read_back_whole(tmp_path: Path, writer_spawn) -> None:
+    """Regression: GET /checkpoints/<step> answered 200 with the manifest of a checkpoint whose
+    bytes were corrupted or truncated (boot re-hashes only the newest; a torn one's manifest
+    still decoded). A trainer resuming from it would have loaded garbage."""
+    w = writer_spawn(tmp_path, "--keep-last", "0")
+    w.await_ready()
+    acks = [w.request("POST", "/checkpoints", {"bytes": 6000, "shards": 2})[1] for _ in range(4)]
+    w.kill()
+    ckdir = layout.checkpoints_dir(tmp_path)
+    zeroed = ckdir / layout.final_name(1) / "shard-00001.bin"
+    zeroed.write_bytes(b"\0" * zeroed.stat().st_size)  # same size: passes boot's structural check
+    truncated = ckdir / layout.final_name(2) / "shard-00000.bin"
+    truncated.write_bytes(truncated.read_bytes()[:100])
+    w = writer_spawn(tmp_path, "--keep-last", "0")
+    w.await_ready()
+    status, answer = w.request("GET", "/checkpoints/1")
+    assert status == 422, f"served a checkpoint whose bytes do not match: {status} {answer}"
+    assert answer["error"] == "step 1: shard-00001.bin digest mismatch"
+    status, answer = w.request("GET", "/checkpoints/2")
+    assert status == 422, f"served a truncated checkpoint: {status} {answer}"
+    assert answer["error"] == "step 2: shard-00000.bin has 100 bytes, manifest says 3000"
+    status, m = w.request("GET", "/checkpoints/4")
+    assert (status, m["digest"]) == (200, acks[3]["digest"])
+    status, listing = w.request("GET", "/checkpoints")
+    assert [(c["step"], c["valid"]) for c in listing["checkpoints"]] == [(1, False), (2, False), (3, True), (4, True)]
+    newest = ckdir / layout.final_name(4) / "shard-00000.bin"
+    newest.write_bytes(b"\0" * newest.stat().st_size)  # verified at boot, corrupted since
+    assert w.request("GET", "/checkpoints/4")[0] == 422
+    status, resumed = w.request("GET", "/resume")
+    assert (status, resumed["step"], resumed["digest"]) == (200, 3, acks[2]["digest"])
+    assert resumed["skipped"] == [{"step": 4, "problem": "shard-00000.bin digest mismatch"}]
+    status, ready = w.request("GET", "/readyz")
+    assert (status, ready["latest_step"]) == (200, 3)
+
+
+def test_a_step_far_above_the_last_is_400_naming_the_bound(tmp_path: Path, writer_spawn) -> None:
+    """Regression: step 999999999999 was accepted, after which every POST without a step got
+    409 for good, across restarts too (steps are recovered from the final names)."""
+    w = writer_spawn(tmp_path)
+    w.await_ready()
+    status, answer = w.request("POST", "/checkpoints", {"bytes": 10, "shards": 1, "step": 999999999999})
+    assert status == 400, f"step 999999999999 was not refused: {status} {answer}"
+    assert answer["published"] is False
+    assert "at most 1000000 above" in answer["error"]
+    assert "1000000" in answer["error"]
+    assert final_dirs(tmp_path) == []
+    status, ack = w.request("POST", "/checkpoints", {"bytes": 10, "shards": 1})
+    assert (status, ack["step"]) == (200, 1)
+    status, ack = w.request("POST", "/checkpoints", {"bytes": 10, "shards": 1, "step": 1_000_001})
+    assert (status, ack["step"]) == (200, 1_000_001)
+    status, ack = w.request("POST", "/checkpoints", {"bytes": 10, "shards": 1})
+    assert (status, ack["step"]) == (200, 1_000_002)
+
+
+def raw_exchange(port: int, request: bytes) -> tuple[int, bytes]:
+    """Send ``request`` as is (http.client would refuse or re-encode these), half-close, and
+    read the whole answer: (status, body); (0, b"") when the writer dropped the connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(request)
+        s.shutdown(socket.SHUT_WR)
+        chunks = []
+        while chunk := s.recv(65536):
+            chunks.append(chunk)
+    data = b"".join(chunks)
+    if not data:
+        return 0, b""
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body
+
+
+def post_raw(body: bytes, length: bytes | None = None) -> bytes:
+    size = str(len(body)).encode() if length is None else length
+    return b"POST /checkpoints HTTP/1.1\r\nHost: x\r\nContent-Length: " + size + b"\r\n\r\n" + body
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        post_raw(b'{"bytes": 10, "shards": 1, "step": 1' + b"0" * 4300 + b"}"),
+        post_raw(b"[" * 60000),
+        b"GET /checkpoints/\xb2 HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /checkpoints/" + b"1" * 4301 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+        post_raw(b"{}", length=b"\xb2"),
+        post_raw(b"{}", length=b"\xb9\xb2"),
+        post_raw(b"{}", length=b"1" * 4301),
+    ],
+    ids=["step-4301-digits", "nested-json", "path-superscript", "path-4301-digits", "length-superscript",
+         "length-superscripts", "length-4301-digits"],
+)
+def test_unparseable_numbers_are_400_not_a_dropped_connection(tmp_path: Path, writer_spawn, request_bytes) -> None:
+    """Regression: these raised ValueError/RecursionError in the handler (str.isdigit is true
+    for '²'; int() stops at 4300 digits), so the writer dropped the connection with a traceback."""
+    w = writer_spawn(tmp_path)
+    w.await_ready()
+    status, body = raw_exchange(w.port, request_bytes)
+    assert status == 400, "the writer dropped the connection instead of answering"
+    assert body.endswith(b"\n"), body
+    assert body.count(b"\n") == 1, "the error is not one line"
+    assert json.loads(body)["error"]
+    assert w.request("POST", "/checkpoints", {"bytes": 10, "shards": 1})[0] == 200
+    assert w.terminate() == 0
+    assert "Traceback" not in w.stderr()

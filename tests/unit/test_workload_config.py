@@ -75,3 +75,43 @@ def test_writer_adds_loopback_only_for_a_specific_non_loopback_pod_ip() -> None:
     assert serve._also_listen_on("127.10.0.3") == []  # embedded cluster: pod IPs are loopback already
     assert serve._also_listen_on("0.0.0.0") == []
     assert serve._also_listen_on("localhost") == []
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"POD_NAME": "x-1", "POD_INDEX": "\u00b2"},  # isdigit() is true, int() raises ValueError
+        {"POD_NAME": "x-1", "POD_INDEX": "1" * 4301},  # past the int-string conversion limit
+        {"POD_NAME": "x-" + "1" * 4301},
+    ],
+    ids=["superscript-index", "huge-index", "huge-name-suffix"],
+)
+def test_non_ascii_or_huge_ordinals_are_a_config_error_not_a_traceback(env: dict[str, str]) -> None:
+    with pytest.raises(config.ConfigError):
+        config.pod_identity_from_env(env)
+
+
+@pytest.mark.parametrize(
+    ("env", "complaint"),
+    [
+        ({"WRITER_CONNECTION_TIMEOUT": "0"}, "must be > 0"),
+        ({"WRITER_CONNECTION_TIMEOUT": "soon"}, "not a number"),
+        ({"WRITER_CONNECTION_TIMEOUT": "nan"}, "not a number"),
+        ({"WRITER_MAX_CONNECTIONS": "0"}, ">= 1"),
+    ],
+)
+def test_connection_limits_are_checked(tmp_path: Path, env: dict[str, str], complaint: str) -> None:
+    with pytest.raises(config.ConfigError, match=complaint):
+        config.writer_config(env, tmp_path)
+
+
+def test_connection_limits_default_and_come_from_env_or_flags(tmp_path: Path) -> None:
+    cfg = config.writer_config({}, tmp_path)
+    assert (cfg.connection_timeout, cfg.max_connections) == (
+        config.DEFAULT_CONNECTION_TIMEOUT, config.DEFAULT_MAX_CONNECTIONS)
+    assert 30 <= config.DEFAULT_CONNECTION_TIMEOUT <= 60
+    env = {"WRITER_CONNECTION_TIMEOUT": "2.5", "WRITER_MAX_CONNECTIONS": "7"}
+    assert (config.writer_config(env, tmp_path).connection_timeout,
+            config.writer_config(env, tmp_path).max_connections) == (2.5, 7)
+    flagged = config.writer_config(env, tmp_path, connection_timeout=4.0, max_connections=9)
+    assert (flagged.connection_timeout, flagged.max_connections) == (4.0, 9)

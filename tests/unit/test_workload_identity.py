@@ -50,3 +50,12 @@ def test_corrupt_stamp_is_a_mismatch_and_interrupted_stamp_temp_is_cleared(tmp_p
     result = identity.establish(tmp_path, POD, fsutil.Disk())
     assert result.outcome == "mismatch"
     assert "malformed" in (result.problem or "")
+
+
+def test_a_stamp_the_json_parser_chokes_on_is_a_mismatch_not_a_crash(tmp_path: Path) -> None:
+    """Regression: a stamp nested past the recursion limit raised RecursionError out of
+    establish(), killing the boot thread: the writer stayed "booting" instead of refusing."""
+    (tmp_path / layout.STAMP_NAME).write_bytes(b"[" * 100_000)
+    result = identity.establish(tmp_path, POD, fsutil.Disk())
+    assert result.outcome == "mismatch"
+    assert "malformed" in (result.problem or "")

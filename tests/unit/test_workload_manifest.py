@@ -111,3 +111,18 @@ def test_checkpoint_request_accepts_the_contract_fields() -> None:
     assert req == api.CheckpointRequest(100, 4, 9, "r")
     assert api.parse_checkpoint_request(b'{"bytes": 1, "shards": 1}', 100).step is None
     assert config.MAX_SHARDS == 1024
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"step": 1' + b"0" * 4300 + b"}",  # int() refuses 4300+ digits with a ValueError
+        b"[" * 100_000,  # nesting past the recursion limit: RecursionError
+    ],
+    ids=["int-4301-digits", "deep-nesting"],
+)
+def test_a_manifest_the_json_parser_chokes_on_is_a_manifest_error(raw: bytes) -> None:
+    """Regression: these escaped decode() as ValueError/RecursionError, so one such file under
+    a final name killed boot recovery (the writer stayed "booting" for good) and the verifier."""
+    with pytest.raises(manifest.ManifestError, match="not JSON"):
+        manifest.decode(raw)

@@ -221,3 +221,96 @@ def test_close_refuses_new_checkpoints_with_503(ckdir: Path) -> None:
     with pytest.raises(store.PublishError) as refused:
         s.publish(None, 10, 1)
     assert (refused.value.status, refused.value.published) == (503, False)
+
+
+def zero_shard(ckdir: Path, step: int, index: int = 0) -> None:
+    """Overwrite a shard with zeros of the same size: only re-hashing can tell."""
+    shard = ckdir / layout.final_name(step) / layout.shard_name(index)
+    shard.write_bytes(b"\0" * shard.stat().st_size)
+
+
+def test_retention_counts_only_verified_checkpoints_toward_keep_last(ckdir: Path) -> None:
+    """Regression: boot re-hashes only the newest checkpoint; the older ones pass a structural
+    check (sizes, manifest) however wrong their bytes are. Counting those toward keep-last K
+    made retention delete an older checkpoint that was fine, because newer ones merely looked it."""
+    s = new_store(ckdir)
+    for _ in range(4):
+        s.publish(None, 5000, 1)
+    s.close()
+    zero_shard(ckdir, 2)
+    zero_shard(ckdir, 3)
+    report = recovery.recover(ckdir, 0, fsutil.Disk(), events.NullLog())
+    assert [(e.step, e.valid, e.checked) for e in report.entries] == [
+        (1, True, "structure"), (2, True, "structure"), (3, True, "structure"), (4, True, "full")]
+    s = new_store(ckdir, keep_last=3)
+    s.reap_now()
+    assert sorted(os.listdir(ckdir)) == [layout.final_name(n) for n in (1, 2, 3, 4)], "step 1 was reaped"
+    assert [(e.step, e.valid, e.checked) for e in s.entries()] == [
+        (1, True, "full"), (2, False, "full"), (3, False, "full"), (4, True, "full")]
+    s.publish(None, 5000, 1)
+    s.publish(None, 5000, 1)
+    s.close()  # the reaper's last pass: 6, 5 and 4 are the newest three verified
+    assert sorted(os.listdir(ckdir)) == [layout.final_name(n) for n in (2, 3, 4, 5, 6)], "torn ones are evidence"
+
+
+def test_verify_reads_every_byte_and_marks_a_failing_checkpoint_invalid(ckdir: Path) -> None:
+    s = new_store(ckdir)
+    first = s.publish(None, 5000, 2)
+    second = s.publish(None, 5000, 2)
+    zero_shard(ckdir, 1, index=1)
+    found = s.verify(1)
+    assert found is not None
+    assert (found.entry.valid, found.entry.problem, found.manifest) == (False, "shard-00001.bin digest mismatch", None)
+    assert [(e.step, e.valid) for e in s.entries()] == [(1, False), (2, True)]
+    assert s.latest_valid_step() == 2
+    again = s.verify(1)
+    assert again is not None
+    assert again.entry == found.entry, "a torn checkpoint stays torn"
+    ok = s.verify(2)
+    assert ok is not None
+    assert ok.manifest is not None
+    assert (ok.entry.valid, ok.entry.checked, ok.manifest.digest()) == (True, "full", second.digest)
+    assert s.verify(3) is None
+    resumed = s.resume()
+    assert resumed is not None
+    assert (resumed.step, resumed.digest, resumed.skipped) == (2, second.digest, ())
+    zero_shard(ckdir, 2)
+    assert s.resume() is None
+    assert first.step == 1
+    s.close()
+
+
+def test_resume_names_every_newer_checkpoint_it_passes_over(ckdir: Path) -> None:
+    """Consistent with GET /checkpoints/<step>: a checkpoint a read found torn stays named in
+    ``skipped`` by every later resume, instead of being passed over in silence."""
+    s = new_store(ckdir)
+    older = s.publish(None, 5000, 1)
+    s.publish(None, 5000, 1)
+    zero_shard(ckdir, 2)
+    found = s.verify(2)
+    assert found is not None
+    assert not found.entry.valid
+    for _ in range(2):
+        resumed = s.resume()
+        assert resumed is not None
+        assert (resumed.step, resumed.digest) == (1, older.digest)
+        assert resumed.skipped == ((2, "shard-00000.bin digest mismatch"),)
+    s.close()
+
+
+def test_explicit_step_is_bounded_by_a_window_above_the_last(ckdir: Path) -> None:
+    """Regression: step 999999999999 was accepted, and every later step-less publish got 409
+    for good (steps are recovered from the final names after a restart too)."""
+    s = new_store(ckdir)
+    with pytest.raises(store.PublishError) as far:
+        s.publish(layout.MAX_STEP, 10, 1)
+    assert (far.value.status, far.value.published) == (400, False)
+    assert f"at most {store.STEP_WINDOW}" in far.value.message
+    assert os.listdir(ckdir) == []
+    assert s.publish(store.STEP_WINDOW, 10, 1).step == store.STEP_WINDOW  # the bound itself is accepted
+    with pytest.raises(store.PublishError) as again:
+        s.publish(2 * store.STEP_WINDOW + 1, 10, 1)
+    assert again.value.status == 400
+    assert str(2 * store.STEP_WINDOW) in again.value.message, "the answer names the largest step accepted now"
+    assert s.publish(None, 10, 1).step == store.STEP_WINDOW + 1
+    s.close()
