@@ -14,6 +14,7 @@ loading this plugin costs the unit tests nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 from collections.abc import Callable, Iterator
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from harness.clusters import base as cluster_base
     from harness.scenario import model as scenario_model
     from harness.scenario import runner as scenario_runner
+    from harness.scenario import schedule as scenario_schedule
     from harness.scenario import system as system_mod
 
 LAST_SEED_FILE = Path("reports") / ".last-seed"
@@ -76,10 +78,32 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="how long soak scenarios (-m soak) inject faults (default 600)",
     )
     parser.addini("harness_soak_duration", "default for --soak-duration", default="600")
+    group.addoption(
+        "--replay",
+        dest="harness_replay",
+        default=None,
+        metavar="RUN",
+        help="re-run a stored run's scenario with its seed and its stored schedule (e.g. reports/latest)",
+    )
+
+
+def _raw_seed(config: pytest.Config) -> str:
+    return str(config.getoption("harness_seed") or config.getini("harness_seed") or "")
+
+
+def _last_seed_of(scenario: str) -> int:
+    """``--seed=last`` in a scenario: the seed of that scenario's last stored run (a ``make test``
+    in between must not change what "last" means)."""
+    from harness import store
+
+    run = store.latest_run(scenario)
+    if run is None:
+        pytest.fail(f"--seed=last: no stored run of scenario {scenario} under {store.REPORTS_DIR}", pytrace=False)
+    return run.info.seed
 
 
 def _resolve_seed(config: pytest.Config) -> int:
-    raw = config.getoption("harness_seed") or str(config.getini("harness_seed") or "")
+    raw = _raw_seed(config)
     if raw == "last":
         try:
             return int(LAST_SEED_FILE.read_text().strip())
@@ -119,7 +143,13 @@ def _check_existing_cluster(chosen: settings.ClusterSettings) -> None:
         raise pytest.UsageError(f"--harness-context {chosen.context!r} is not in {path} (contexts: {known})")
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
+    _write_html_aside(config)
+    replay = config.getoption("harness_replay")
+    if replay:
+        config.stash[REPLAY_KEY] = _load_replay(Path(replay))
+    config.stash[SESSION_RUNS_KEY] = []
     seed = _resolve_seed(config)
     config.stash[SEED_KEY] = seed
     config.stash[CLUSTER_KEY] = _resolve_cluster(config)
@@ -130,6 +160,74 @@ def pytest_configure(config: pytest.Config) -> None:
         LAST_SEED_FILE.write_text(f"{seed}\n")
     except OSError:
         pass  # a read-only checkout can still run; only --seed=last needs the file
+
+
+def _write_html_aside(config: pytest.Config) -> None:
+    """pytest-html rewrites its report at the end of every session, also an interrupted one (an
+    empty "No results found" page over the last good report): write it beside the real path and
+    move it into place only when the session was not interrupted (see pytest_unconfigure)."""
+    target = getattr(config.option, "htmlpath", None)
+    if target:
+        config.stash[HTML_KEY] = Path(target)
+        config.option.htmlpath = str(Path(target).with_suffix(".partial.html"))
+
+
+def _load_replay(path: Path) -> Replay:
+    from harness import store
+    from harness.scenario import schedule
+
+    try:
+        run = store.open_run(path)
+        steps = schedule.from_json((run.path / schedule.SCHEDULE_FILE).read_text())
+    except (store.StoreError, OSError, schedule.ScheduleError) as exc:
+        raise pytest.UsageError(f"--replay {path}: {exc}") from None
+    nodeid = run.info.settings.get("pytest_nodeid")
+    if not isinstance(nodeid, str):
+        raise pytest.UsageError(f"--replay {path}: the run does not record which test ran it; run its scenario "
+                                f"with --seed={run.info.seed} instead")
+    return Replay(run.path, run.info.scenario, run.info.seed, nodeid, steps)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    replay = config.stash.get(REPLAY_KEY, None)
+    if replay is None:
+        return
+    keep = [item for item in items if item.nodeid == replay.nodeid]
+    if not keep:
+        raise pytest.UsageError(f"--replay {replay.path}: test {replay.nodeid} was not collected; "
+                                "pass its scenario file (e.g. pytest scenarios --replay RUN)")
+    config.hook.pytest_deselected(items=[item for item in items if item not in keep])
+    items[:] = keep
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    config.stash[EXIT_KEY] = int(exitstatus)
+    runs = config.stash.get(SESSION_RUNS_KEY, [])
+    if not runs:
+        return
+    from harness import report, store
+
+    base = runs[0].parent
+    store.write_last_session(runs, base)
+    try:
+        print(f"\nindex of every run: {report.index(base)}")
+    except Exception as exc:  # the runs and their reports are stored; the index is a convenience
+        print(f"\nWARNING: {base}/index.html not built: {type(exc).__name__}: {exc}")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    target = config.stash.get(HTML_KEY, None)
+    if target is None:
+        return
+    partial = target.with_suffix(".partial.html")
+    if not partial.exists():
+        return
+    if config.stash.get(EXIT_KEY, int(pytest.ExitCode.INTERRUPTED)) == pytest.ExitCode.INTERRUPTED:
+        print(f"\nsession interrupted: {target} keeps the last complete report; this one is {partial}")
+        return
+    os.replace(partial, target)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -268,9 +366,18 @@ def run_scenario(
 
             def make(run_dir: Path) -> system_mod.System:
                 return on_processes.LocalProcesses(scn, tmp_path, run_dir)
+        seed, replay = harness_seed, None
+        wanted = request.config.stash.get(REPLAY_KEY, None)
+        if wanted is not None and wanted.scenario == scn.name:
+            seed, replay = wanted.seed, wanted.schedule
+            say(f"replaying {wanted.path}: seed {seed}, its stored schedule of {len(replay)} faults")
+        elif _raw_seed(request.config) == "last":
+            seed = _last_seed_of(scn.name)
+            say(f"--seed=last: seed {seed} of the last stored run of {scn.name}")
         try:
-            outcome = runner.execute(scn, make, seed=harness_seed, cluster_kind=kind, progress=say,
-                                     attach=report_attach)
+            outcome = runner.execute(scn, make, seed=seed, cluster_kind=kind, progress=say, attach=report_attach,
+                                     settings={"pytest_nodeid": request.node.nodeid}, replay=replay,
+                                     on_run=request.config.stash[SESSION_RUNS_KEY].append)
         except model.ScenarioError as exc:
             pytest.fail(f"scenario {scn.name}: {exc}", pytrace=False)
         failures = outcome.failures([name for name in outcome.composed.verdicts if name != "perf"])
@@ -280,5 +387,20 @@ def run_scenario(
     return run
 
 
+@dataclasses.dataclass(frozen=True)
+class Replay:
+    """What ``--replay RUN`` re-runs: that run's test, seed and stored schedule."""
+
+    path: Path
+    scenario: str
+    seed: int
+    nodeid: str
+    schedule: scenario_schedule.Schedule
+
+
+REPLAY_KEY = pytest.StashKey[Replay]()
+SESSION_RUNS_KEY = pytest.StashKey[list[Path]]()
+HTML_KEY = pytest.StashKey[Path]()
+EXIT_KEY = pytest.StashKey[int]()
 SEED_KEY = pytest.StashKey[int]()
 CLUSTER_KEY = pytest.StashKey[settings.ClusterSettings]()

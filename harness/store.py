@@ -28,7 +28,7 @@ import tempfile
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import cast
+from typing import Literal, cast, get_args
 
 import harness
 from harness import facts, history
@@ -43,6 +43,10 @@ FORMAT = 1
 KEY_PACKAGES = ("kubernetes", "typer", "rich", "locust", "pulumi", "pulumi-kubernetes", "pytest", "hypothesis",
                 "blake3", "tenacity")
 _TIME_FORMAT = "%Y%m%dT%H%M%SZ"
+
+
+Outcome = Literal["finished", "interrupted", "failed"]
+OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
 
 
 class StoreError(Exception):
@@ -63,11 +67,15 @@ class RunInfo:
     expectations: Mapping[str, object] = dataclasses.field(default_factory=dict)
     versions: Mapping[str, str | None] = dataclasses.field(default_factory=dict)
     format: int = FORMAT
+    #: how the run ended: None while running (or a crash left it so), else finished / interrupted
+    #: (Ctrl-C) / failed (the harness or the cluster broke before the read-back)
+    outcome: Outcome | None = None
 
     def to_dict(self) -> dict[str, object]:
         return {
             "format": self.format, "name": self.name, "scenario": self.scenario, "seed": self.seed,
             "cluster_kind": self.cluster_kind, "started": self.started, "ended": self.ended,
+            "outcome": self.outcome,
             "settings": dict(self.settings), "expectations": dict(self.expectations),
             "versions": dict(self.versions),
         }
@@ -85,6 +93,10 @@ class RunInfo:
         ended = raw.get("ended")
         if ended is not None and not isinstance(ended, str):
             raise StoreError(f"{where}: field 'ended' should be a string or null, got {ended!r}")
+        outcome = raw.get("outcome")
+        if outcome is not None and outcome not in OUTCOMES:
+            raise StoreError(f"{where}: field 'outcome' should be one of {', '.join(OUTCOMES)} or null, "
+                             f"got {outcome!r}")
         versions = raw.get("versions", {})
         return RunInfo(
             name=cast(str, need("name", str)),
@@ -93,6 +105,7 @@ class RunInfo:
             cluster_kind=cast(str, need("cluster_kind", str)),
             started=cast(str, need("started", str)),
             ended=ended,
+            outcome=outcome,
             settings=cast(dict[str, object], need("settings", dict)) if "settings" in raw else {},
             expectations=cast(dict[str, object], need("expectations", dict)) if "expectations" in raw else {},
             versions=cast(dict[str, str | None], versions) if isinstance(versions, dict) else {},
@@ -211,9 +224,9 @@ class Run:
         _write_json(path, dict(results))
         return path
 
-    def finish(self, when: dt.datetime | None = None) -> RunInfo:
-        """Record the end time in run.json (the only rewrite run.json ever gets)."""
-        self.info = dataclasses.replace(self.info, ended=_iso(when or dt.datetime.now(dt.UTC)))
+    def finish(self, when: dt.datetime | None = None, outcome: Outcome = "finished") -> RunInfo:
+        """Record the end time and how the run ended in run.json (the only rewrite it ever gets)."""
+        self.info = dataclasses.replace(self.info, ended=_iso(when or dt.datetime.now(dt.UTC)), outcome=outcome)
         _write_json(self.path / RUN_FILE, self.info.to_dict())
         return self.info
 
@@ -280,6 +293,10 @@ class StoredRun:
         except history.HistoryError as exc:
             raise StoreError(str(exc)) from exc
 
+    def has_facts(self) -> bool:
+        """Whether the run got as far as reading its volumes back (an interrupted run may not)."""
+        return (self.path / facts.FACTS_FILE).exists()
+
     def facts(self) -> facts.RunFacts:
         try:
             return facts.RunFacts.load(self.path / facts.FACTS_FILE)
@@ -305,3 +322,43 @@ class StoredRun:
 
 def open_run(path: Path) -> StoredRun:
     return StoredRun.open(path)
+
+
+def latest_run(scenario: str, base: Path = REPORTS_DIR) -> StoredRun | None:
+    """The newest stored run of ``scenario`` under ``base`` (folders sort by their UTC start);
+    unreadable folders are passed over."""
+    stem = safe_scenario(scenario)
+    for path in sorted(base.glob(f"*-{stem}"), reverse=True):
+        if path.is_symlink() or not path.is_dir():
+            continue
+        try:
+            run = StoredRun.open(path)
+        except StoreError:
+            continue
+        if run.info.scenario == scenario:
+            return run
+    return None
+
+
+#: the run folders the last scenario session created (``harness check`` with no argument judges them)
+LAST_SESSION = ".last-session.json"
+
+
+def write_last_session(runs: list[Path], base: Path = REPORTS_DIR) -> Path:
+    path = base / LAST_SESSION
+    atomic_write_text(path, json.dumps([p.name for p in runs], indent=1) + "\n")
+    return path
+
+
+def last_session(base: Path = REPORTS_DIR) -> list[Path]:
+    """The run folders of the last scenario session, oldest first; raises when there is none."""
+    path = base / LAST_SESSION
+    try:
+        names = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise StoreError(f"no scenario session recorded in {base}: run `make run` first, or name a run") from None
+    except (OSError, ValueError) as exc:
+        raise StoreError(f"cannot read {path}: {exc}") from None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise StoreError(f"{path} is not a list of run folder names")
+    return [base / n for n in names]

@@ -36,6 +36,8 @@ CHECKERS: Mapping[str, Checker] = {
 FAULTS = "faults"
 #: in the default set only when the history has something for it
 RESUME = "resume"
+#: checkers that judge what was read back from the volumes: without facts they cannot decide
+NEED_FACTS = frozenset({"durability", "identity"})
 
 
 class UnknownCheckerError(ValueError):
@@ -75,7 +77,10 @@ def compose(
     exp: expect.Expectations | None = None,
     *,
     registry: Mapping[str, Checker] = CHECKERS,
+    facts_read: bool = True,
 ) -> Composed:
+    """``facts_read`` False: the run ended before its read-back (interrupted, failed); it is
+    judged as far as its history goes, and the checkers that need the volumes say unknown."""
     chosen = resolve(names, registry)
     if FAULTS in registry:
         if run.declared_faults and FAULTS not in chosen:
@@ -87,6 +92,10 @@ def compose(
     e = exp if exp is not None else expect.Expectations()
     results: dict[str, verdict.Verdict] = {}
     for name in chosen:
+        if not facts_read and name in NEED_FACTS:
+            results[name] = verdict.Verdict(
+                verdict.UNKNOWN, "not judged: the run ended before its volumes were read back (no facts.json)")
+            continue
         try:
             results[name] = registry[name](ops_, run, e)
         except Exception as exc:  # a crashed checker is "unknown", with its error, never a pass

@@ -83,6 +83,11 @@ class Cluster(Protocol):
 
     def describe(self) -> Mapping[str, object]: ...
 
+    def collect_logs(self, dest: Path, namespace: str | None) -> None:
+        """Copy what ``kind export logs`` would give (control plane, kubelets, the namespace's
+        container logs) into ``dest``; never raises for a log it cannot read."""
+        ...
+
     # Capabilities: each raises ClusterUnavailable on a cluster that does not offer it.
     def crash_node(self, node: str) -> None: ...
 

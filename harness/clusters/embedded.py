@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -73,6 +74,22 @@ class EmbeddedCluster:
     @property
     def capabilities(self) -> frozenset[base.Capability]:
         return frozenset({"node-crash", "kill-container"})
+
+    def collect_logs(self, dest: Path, namespace: str | None) -> None:
+        """The control plane's and kubelets' logs, and the container logs of ``namespace``'s pods
+        (``nodes/<node>/pods/<ns>_<pod>_<uid>/<container>/<restart>.log``); volumes are not copied."""
+        patterns = ["apiserver.log", "apiserver.out", "controlplane.log", "controlplane.out", "state.json",
+                    "nodes/*/kubelet.log", "nodes/*/kubelet.out", "nodes/*/containers.json"]
+        if namespace:
+            patterns.append(f"nodes/*/pods/{namespace}_*/*/*.log")
+        for pattern in patterns:
+            for path in sorted(self.state_dir.glob(pattern)):
+                target = dest / path.relative_to(self.state_dir)
+                try:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(path, target)
+                except OSError:
+                    continue  # a log that vanished or cannot be read is simply not in the copy
 
     def crash_node(self, node: str) -> None:
         """SIGKILL the node's kubelet and every container it runs (a kind node's container stopped)."""

@@ -63,6 +63,11 @@ class ExistingCluster:
     def capabilities(self) -> frozenset[base.Capability]:
         return frozenset()
 
+    def collect_logs(self, dest: Path, namespace: str | None) -> None:
+        """Not ours to read: an existing cluster's logs stay where its operators keep them (the
+        run's object dump, made through the API, is all the harness takes)."""
+        del dest, namespace
+
     def crash_node(self, node: str) -> None:
         raise base.not_offered(self, "node-crash")
 

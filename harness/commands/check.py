@@ -1,4 +1,4 @@
-"""``harness check RUN_DIR``: judge a stored run again, without a cluster.
+"""``harness check [RUN_DIR]``: judge a stored run again (or every run of the last session), without a cluster.
 
 Reads the run's history, facts.json, schedule.json (the faults it declared) and run.json (its
 declared expectations), re-runs the checkers and prints their verdicts. It never rewrites the
@@ -26,7 +26,11 @@ EXIT_UNKNOWN = 2
 
 
 def check(
-    run_dir: Annotated[Path, typer.Argument(help="a run folder, e.g. reports/latest or reports/<utc>-<scenario>")],
+    run_dir: Annotated[
+        Path | None,
+        typer.Argument(help="a run folder, e.g. reports/latest or reports/<utc>-<scenario>; "
+                            "default: every run of the last scenario session (make run)"),
+    ] = None,
     checker: Annotated[
         list[str] | None,
         typer.Option("--checker", "-c",
@@ -37,42 +41,78 @@ def check(
         bool, typer.Option("--write", help="also store the verdicts as RUN_DIR/results.check.json")
     ] = False,
 ) -> None:
-    """Re-run the checkers on a stored run and print their verdicts."""
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
+    """Re-run the checkers on a stored run (or every run of the last session) and print their verdicts."""
     from harness import checkers, store
-    from harness.checkers import verdict
-
-    def fail(message: str) -> typer.Exit:
-        typer.echo(f"error: {message}", err=True)
-        return typer.Exit(EXIT_UNKNOWN)
 
     try:
         checkers.resolve(checker)  # a typo fails before anything is read
     except checkers.UnknownCheckerError as exc:
-        raise fail(str(exc)) from None
+        raise _fail(str(exc)) from None
+    if run_dir is not None:
+        raise typer.Exit(_exit_code(_check_one(run_dir, checker, write)))
+    try:
+        runs = store.last_session()
+    except store.StoreError as exc:
+        raise _fail(str(exc)) from None
+    valids = [_check_one(path, checker, write, tolerate=True) for path in runs]
+    worst = EXIT_INVALID if False in valids else EXIT_UNKNOWN if any(v is not True for v in valids) else EXIT_VALID
+    typer.echo(f"{len(runs)} runs of the last session: {sum(v is True for v in valids)} valid, "
+               f"{sum(v is False for v in valids)} INVALID, {sum(v not in (True, False) for v in valids)} unknown")
+    raise typer.Exit(worst)
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(EXIT_UNKNOWN)
+
+
+def _exit_code(valid: object) -> int:
+    if valid is True:
+        return EXIT_VALID
+    return EXIT_INVALID if valid is False else EXIT_UNKNOWN
+
+
+def _check_one(run_dir: Path, checker: list[str] | None, write: bool, *, tolerate: bool = False) -> object:
+    """Judge one stored run and print its table; returns its overall validity. Bad input is one
+    ``error:`` line and exit 2 — or, with ``tolerate`` (a whole session), "unknown" and go on."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from harness import checkers, facts, store
+    from harness.checkers import verdict
+
     warnings = _EchoWarnings()
     logging.getLogger("harness").addHandler(warnings)
     try:
         run = store.open_run(run_dir)
         expectations = checkers.Expectations.from_dict(run.info.expectations)
-        run_facts = run.facts()
+        # a run that finished read its volumes back: missing facts then is broken evidence; one that
+        # was interrupted, failed or never ended is judged as far as its history goes
+        unfinished = run.info.ended is None or run.info.outcome in ("interrupted", "failed")
+        facts_read = run.has_facts() or not unfinished
+        if run.info.ended is None:
+            typer.echo(f"warning: {run_dir} never ended (still running, or its harness was killed): "
+                       "judged as far as its evidence goes", err=True)
+        run_facts = run.facts() if facts_read else facts.RunFacts()
         ops_ = run.history()
-    except store.StoreError as exc:
-        raise fail(str(exc)) from None
-    except ValueError as exc:
-        raise fail(f"{run_dir / store.RUN_FILE}: {exc}") from None
+    except (store.StoreError, ValueError) as exc:
+        message = str(exc) if isinstance(exc, store.StoreError) else f"{run_dir / store.RUN_FILE}: {exc}"
+        if tolerate:
+            typer.echo(f"error: {message}", err=True)
+            return verdict.UNKNOWN
+        raise _fail(message) from None
     finally:
         logging.getLogger("harness").removeHandler(warnings)
 
     # None (nothing chosen, nothing recorded) lets compose pick the default set for this run
     names = checker if checker is not None else _checkers_the_run_used(run) or None
-    composed = checkers.compose(names, ops_, run_facts, expectations)
+    composed = checkers.compose(names, ops_, run_facts, expectations, facts_read=facts_read)
     console = Console()
     info = run.info
-    table = Table(title=Text(f"{info.name}: {len(ops_):,} ops, seed {info.seed}, {info.cluster_kind} cluster"))
+    ended = "" if info.outcome == "finished" or facts_read else \
+        f" ({info.outcome or 'unfinished'}: judged as far as its evidence goes)"
+    table = Table(title=Text(f"{info.name}: {len(ops_):,} ops, seed {info.seed}, {info.cluster_kind} cluster{ended}"))
     table.add_column("checker")
     table.add_column("verdict")
     table.add_column("summary", overflow="fold")
@@ -86,11 +126,13 @@ def check(
         try:
             path = run.write_check_results(composed.to_dict())
         except OSError as exc:
-            raise fail(f"cannot write {run_dir / store.CHECK_RESULTS_FILE}: {exc.strerror or exc}") from None
+            message = f"cannot write {run_dir / store.CHECK_RESULTS_FILE}: {exc.strerror or exc}"
+            if tolerate:
+                typer.echo(f"error: {message}", err=True)
+                return verdict.UNKNOWN
+            raise _fail(message) from None
         console.print(f"wrote {path}")
-    if composed.valid is True:
-        raise typer.Exit(EXIT_VALID)
-    raise typer.Exit(EXIT_INVALID if composed.valid is False else EXIT_UNKNOWN)
+    return composed.valid
 
 
 class _EchoWarnings(logging.Handler):

@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from harness import history, ops, store
+from harness import facts, history, ops, store
 from harness.checkers import expect, registry
 from harness.load import runner
 from harness.scenario import schedule as schedule_mod
@@ -59,7 +59,7 @@ def judge(
     stored = store.open_run(run.path)
     composed = registry.compose(list(checkers), stored.history(), stored.facts(), expectations)
     run.write_results(composed.to_dict())
-    run.finish()
+    run.finish(outcome="finished")
     lines = [f"run folder: {run.path}"]
     if load is not None:
         lines.append(f"locust: {load.requests} requests, {load.failures} failures")
@@ -69,6 +69,23 @@ def judge(
     if attach is not None:
         attach("verdicts", "\n".join(lines))
         attach("results.json", json.dumps(composed.to_dict(), indent=1, sort_keys=True, default=str))
+    return composed
+
+
+def judge_unfinished(run: store.Run, checkers: Sequence[str], expectations: expect.Expectations,
+                     outcome: store.Outcome) -> registry.Composed | None:
+    """Close a run that did not finish and judge it as far as its evidence goes: the history is
+    judged, the checkers that need the read-back say unknown. None when not even that can be
+    read (a broken history is left for ``harness check`` to report)."""
+    run.finish(outcome=outcome)
+    stored = store.open_run(run.path)
+    try:
+        ops_ = stored.history()
+        run_facts = stored.facts() if stored.has_facts() else facts.RunFacts()
+    except store.StoreError:
+        return None
+    composed = registry.compose(list(checkers), ops_, run_facts, expectations, facts_read=stored.has_facts())
+    run.write_results(composed.to_dict())
     return composed
 
 

@@ -170,6 +170,7 @@ class Scenario:
     def settings(self) -> dict[str, object]:
         """What goes into run.json: enough to understand and replay the run."""
         return {
+            "claim": self.claim.strip(),
             "system": self.system,
             "deploy": dict(self.deploy),
             "needs": sorted(self.needs),

@@ -20,6 +20,7 @@ from harness import facts, waiting
 from harness.clusters import base as cluster_base
 from harness.deploy import direct, manifests
 from harness.kube import client as kube_client
+from harness.kube import dump as kube_dump
 from harness.kube import endpoints as kube_endpoints
 from harness.kube import identity as kube_identity
 from harness.kube import pods as kube_pods
@@ -159,6 +160,18 @@ class StatefulSetOnCluster:
 
     def keep_last(self) -> int:
         return self.spec.writer.keep_last
+
+    def collect(self, dest: Path) -> None:
+        """The cluster's logs (as ``kind export logs`` would give) and the namespace's final objects."""
+        try:
+            self._cluster.collect_logs(dest, self.spec.namespace)
+        except (OSError, cluster_base.ClusterError) as exc:
+            self._progress(f"WARNING: cluster logs not collected: {exc}")
+        if self._api is not None and self._deployed:
+            try:
+                kube_dump.dump_namespace(self._api, self.spec.namespace, dest)
+            except (OSError, ValueError) as exc:
+                self._progress(f"WARNING: object state of {self.spec.namespace} not written: {exc}")
 
     def down(self) -> None:
         self._stop_publisher()

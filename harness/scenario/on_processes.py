@@ -8,6 +8,7 @@ meaning here (no claims, no pods): the map is empty and the identity checker is 
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -70,6 +71,12 @@ class LocalProcesses:
 
     def keep_last(self) -> int:
         return self._keep_last
+
+    def collect(self, dest: Path) -> None:
+        """The writers' own logs (each writer's events, one file per start)."""
+        logs = self._writers.root / "logs"
+        if logs.is_dir():
+            shutil.copytree(logs, dest / "writers", dirs_exist_ok=True)
 
     def down(self) -> None:
         if self._up:

@@ -21,11 +21,11 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from harness import facts, probe, resume, store, waiting
+from harness import facts, probe, report, resume, store, waiting
 from harness.checkers import registry
 from harness.load import runner as load_runner
 from harness.nemesis import base
@@ -36,6 +36,8 @@ Attach = Callable[[str, str], None]
 
 #: how long after a heal an ordinal may take to answer a resume before the checker is told
 RESUME_DEADLINE_S = 120.0
+#: where a run keeps the cluster's logs and final object state (the report links it)
+CLUSTER_LOGS = "cluster-logs"
 
 
 @runtime_checkable
@@ -81,13 +83,20 @@ def execute(
     base_dir: Path = store.REPORTS_DIR,
     progress: Progress = print,
     attach: Attach | None = None,
+    settings: Mapping[str, object] | None = None,
+    on_run: Callable[[Path], None] | None = None,
 ) -> Outcome:
+    """Run ``scn`` once; ``settings`` are recorded in run.json beside the scenario's own (the
+    pytest node id that replays it, say); ``on_run`` is told the run folder as soon as it exists."""
     started = time.monotonic()
     steps = replay if replay is not None else scn.make_schedule(seed)
     scn.check_schedule(steps)
     timed = scn.duration_s is not None and replay is None
-    run = evidence.start_run(scn.name, seed=seed, cluster_kind=cluster_kind, settings=scn.settings(),
+    run = evidence.start_run(scn.name, seed=seed, cluster_kind=cluster_kind,
+                             settings={**scn.settings(), **(settings or {})},
                              expectations=scn.expectations, schedule=() if timed else steps, base_dir=base_dir)
+    if on_run is not None:
+        on_run(run.path)
     if timed:
         progress(f"run folder {run.path}; faults from a seeded mix for {scn.duration_s:g}s, each stored before it runs")
     else:
@@ -106,16 +115,35 @@ def execute(
         run.write_facts(facts.RunFacts(
             volumes=volumes, identity_before=before, identity_after=after, retention=sut.retention(),
             keep_last=sut.keep_last(), scaled_down=tuple(sorted(scaled_down)), declared_faults=len(steps)))
-    except BaseException:
-        run.finish()
+    except BaseException as exc:
+        outcome: store.Outcome = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        partial = evidence.judge_unfinished(run, scn.checkers, scn.expectations, outcome)
+        progress(f"run {outcome}: judged as far as its evidence goes: "
+                 + (partial.summary if partial is not None else "its history cannot be read"))
+        _report(run.path, progress)  # an interrupted or failed run still gets its page
         raise
     finally:
+        try:
+            sut.collect(run.path / CLUSTER_LOGS)
+        except Exception as exc:  # evidence for debugging; never the reason a run fails
+            progress(f"WARNING: {CLUSTER_LOGS}/ not complete: {type(exc).__name__}: {exc}")
         sut.down()
     composed = evidence.judge(run, scn.checkers, scn.expectations, progress=progress, attach=attach)
+    _report(run.path, progress)
     wall = time.monotonic() - started
     progress(f"scenario {scn.name}: {wall:.1f}s wall; per fault: "
              + "; ".join(f"{t.fault} {t.target} {t.period_s:.1f}s + resume {t.resume_s:.1f}s" for t in timings))
     return Outcome(run.path, composed, steps, tuple(timings), wall)
+
+
+def _report(run_dir: Path, progress: Progress) -> None:
+    """Build report.html; a report that cannot be built never changes the scenario's outcome."""
+    try:
+        page = report.build(run_dir)
+    except Exception as exc:  # the verdicts are already stored; say what went wrong and go on
+        progress(f"WARNING: report.html not built for {run_dir}: {type(exc).__name__}: {exc}")
+        return
+    progress(f"report: {page}")
 
 
 def _faults_under_load(

@@ -58,6 +58,10 @@ class System(Protocol):
 
     def keep_last(self) -> int: ...
 
+    def collect(self, dest: Path) -> None:
+        """Logs and final state into ``dest`` (the run's ``cluster-logs/``), on failure too; never raises."""
+        ...
+
     def down(self) -> None:
         """Remove everything :meth:`up` made; safe after a failed or partial ``up``."""
         ...

@@ -40,7 +40,7 @@ def _snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
 
 
 def _check(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli.build_app(), ["check", *args])
+    result = CliRunner().invoke(cli.build_app(), ["check", *args], env={"COLUMNS": "250"})
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
     return result.exit_code, result.stdout, result.stderr
@@ -171,3 +171,14 @@ def test_console_script_runs_check_as_a_subprocess() -> None:
                           capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
     assert "identity" in proc.stdout
+
+
+def test_an_interrupted_run_is_judged_as_far_as_its_history_goes(run_copy: Path) -> None:
+    (run_copy / facts.FACTS_FILE).unlink()
+    info = json.loads((run_copy / store.RUN_FILE).read_text())
+    (run_copy / store.RUN_FILE).write_text(json.dumps({**info, "outcome": "interrupted"}))
+    code, out, _ = _check(str(run_copy))
+    assert code == 2, out
+    assert "(interrupted: judged as" in out
+    assert "before its volumes were read back" in out
+    assert "availability" in out

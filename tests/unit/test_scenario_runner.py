@@ -37,6 +37,9 @@ class FakeSystem:
         if self._fail_up is not None:
             raise self._fail_up
 
+    def collect(self, dest: Path) -> None:
+        self.calls.append("collect")
+
     def down(self) -> None:
         self.calls.append("down")
 
@@ -90,11 +93,17 @@ def test_the_system_is_removed_and_the_run_closed_when_up_fails_or_is_interrupte
     made: list[FakeSystem] = []
     with pytest.raises(type(failure)):
         _execute(tmp_path, made, fail_up=failure)
-    assert made[0].calls == ["check", "up", "down"]
+    assert made[0].calls == ["check", "up", "collect", "down"]
     [run_dir] = [p for p in tmp_path.iterdir() if p.is_dir() and not p.is_symlink()]
     stored = schedule.from_json((run_dir / schedule.SCHEDULE_FILE).read_text())
     assert stored == SCN.make_schedule(1), "the schedule is stored before anything runs"
-    assert json.loads((run_dir / "run.json").read_text())["ended"], "the run is closed, not left open"
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["ended"], "the run is closed, not left open"
+    assert info["outcome"] == ("interrupted" if isinstance(failure, KeyboardInterrupt) else "failed")
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["checkers"]["durability"]["valid"] == "unknown"
+    assert "before its volumes were read back" in results["checkers"]["durability"]["summary"]
+    assert (run_dir / "report.html").exists(), "an interrupted run still gets its page"
 
 
 def test_a_replayed_schedule_is_checked_against_the_scenario(tmp_path: Path) -> None:

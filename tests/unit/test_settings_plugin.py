@@ -76,3 +76,19 @@ def test_an_unreachable_cluster_fails_the_scenario_in_one_line_without_a_chained
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(["*cluster did not start: *127.0.0.1:9*"])
     assert "During handling of the above exception" not in result.stdout.str()
+
+
+def test_an_interrupted_session_never_overwrites_the_last_html_report(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest('pytest_plugins = ["harness.pytest_plugin"]')
+    pytester.makepyfile(test_ok="def test_ok():\n    pass\n")
+    done = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--html=out/scenarios.html",
+                                         "--self-contained-html", "test_ok.py")
+    assert done.ret == 0
+    good = (pytester.path / "out" / "scenarios.html").read_text()
+    assert "test_ok" in good
+    pytester.makepyfile(test_stop="def test_stop():\n    raise KeyboardInterrupt\n")
+    stopped = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--html=out/scenarios.html",
+                                            "--self-contained-html", "test_stop.py")
+    assert stopped.ret == pytest.ExitCode.INTERRUPTED
+    assert (pytester.path / "out" / "scenarios.html").read_text() == good
+    stopped.stdout.fnmatch_lines(["*session interrupted: out/scenarios.html keeps the last complete report*"])
