@@ -27,7 +27,8 @@ Probe ops (process ``probe-<ordinal>``), sampled while the run goes on::
 
     invoke  f="read"  {"ordinal": n}
     ok      f="read"  ProbeOk          the pod answered /readyz and its latest valid step
-    fail    f="read"  {"ordinal": n}   not ready / refused (error says which)
+    fail    f="read"  {"ordinal": n}   no answer: refused, reset, unparseable (error says which);
+                                       an answer saying "not ready" is ok with ready false
 """
 
 from __future__ import annotations

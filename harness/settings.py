@@ -1,6 +1,6 @@
 """Typed run settings, each resolved from the first layer that gives it a value.
 
-Precedence (design.md): a test's marker > the command line > the environment > the ini file
+Precedence (docs/design.md): a test's marker > the command line > the environment > the ini file
 (``pyproject.toml``'s ``[tool.pytest.ini_options]``) > the built-in default. Every resolved value
 remembers which layer it came from, so run.json can say why a run used what it used.
 

@@ -1,6 +1,6 @@
 """Cluster figures: idle CPU of the control plane and kubelets, and StatefulSet speed targets.
 
-The target (notes/kubesim-part2.md): an idle control plane + 3 kubelets under 5 % of one core. The
+The target: an idle control plane + 3 kubelets under 5 % of one core. The
 figure is read from ``/proc/<pid>/stat`` (utime + stime of every thread of each recorded
 component) over a window, so it measures exactly the processes ``up`` recorded and nothing else
 on the machine. The baseline in the same run is a bare API server (``--nodes 0``, no controllers):

@@ -6,7 +6,7 @@ client whose watch can be stopped from another thread and whose errors carry the
 kube-controller-manager does, never call store internals, so a control-plane restart is survived
 by re-listing.
 
-Contract (used by helpers K2-K5, see notes/kubesim-part2.md):
+Contract (used by the controllers and the kubelet):
 
 * Objects are plain dicts (:data:`Obj`); ``plural`` is the resource plural (``"pods"``,
   ``"statefulsets"``; ``"events"`` is the core one), or ``"plural.group"`` to pick a group.

@@ -2,7 +2,7 @@
 
 Jepsen's set checker, per ordinal, over the write attempts of the history and the
 checkpoints the offline verifier found on each volume after recovery (see
-``shared/durability.md``):
+``docs/durability.md``):
 
 * **lost** — an ``ok`` checkpoint missing, or present with another digest than the one
   acknowledged (matched by ordinal and step);

@@ -23,7 +23,7 @@ from harness.clusters import base
 
 #: Periods a scenario session runs with (kubesim's flags; upstream defaults in brackets).
 DEFAULT_PERIODS: Mapping[str, str] = {
-    "--node-monitor-grace": "4s",  # silent node -> Ready=Unknown [40s]
+    "--node-monitor-grace": "4s",  # silent node -> Ready=Unknown [50s since Kubernetes 1.32]
     "--toleration-seconds": "10",  # not-ready/unreachable tolerations of new pods [300]
     "--crashloop-base": "1s",  # first restart back-off [10s]
     "--crashloop-max": "8s",  # back-off cap [300s]

@@ -15,7 +15,7 @@ pod moves (new pod, new IP, new port-forward). Two ways to reach a pod:
     forward on a new port and the file is rewritten. We run kubectl rather than the
     client's in-process ``portforward`` because a subprocess is isolated (a stuck stream
     cannot wedge the harness) and trivially killable; and not pytest-kind's helper, which
-    never leaves its retry loop (libraries.md).
+    never leaves its retry loop.
 ``auto`` (default)
     Tries a TCP connect to the first running pod's IP (short timeout) and picks ``pod-ip``
     if it answers, else ``port-forward``.

@@ -12,8 +12,11 @@ The order is the claim's logic, so it is fixed here once:
    checkpoint;
 5. the load runs ``tail_s`` more and is ended gracefully; every ordinal resumes once more;
 6. the identity map is recorded again, every volume is read back with the offline verifier;
-7. the checkers judge the stored run (exactly what ``harness check`` would read);
-8. the system is removed — whatever happened, Ctrl-C included.
+7. the cluster's logs and final objects are copied into the run folder, and the system is
+   removed — whatever happened, Ctrl-C included (an unfinished run is judged as far as its
+   evidence goes and keeps its outcome in run.json);
+8. the checkers judge the stored run (exactly what ``harness check`` would read) and the run's
+   report.html is built.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The checkpoint writer that runs in every pod of the StatefulSet (the "LLM checkpointing container").
 
 It is the reference for doing checkpoints right: every claim the harness verifies is judged
-against its contract in ``durability.md``. Imports only the standard library, blake3 and
+against its contract in ``docs/durability.md``. Imports only the standard library, blake3 and
 :mod:`harness.facts` (import-linter keeps it free of cluster and load code), so the container
 image needs nothing else. Entry points: ``harness writer serve`` and the lean
 ``python -m harness.workload serve`` (same flags, faster start).

@@ -27,7 +27,7 @@ CONNECTION_TIMEOUT_ENV: Final = "WRITER_CONNECTION_TIMEOUT"
 DEFAULT_MAX_CONNECTIONS: Final = 256
 MAX_CONNECTIONS_ENV: Final = "WRITER_MAX_CONNECTIONS"
 
-#: Publish-protocol steps a NEGATIVE CONTROL may skip (tests only; see durability.md):
+#: Publish-protocol steps a NEGATIVE CONTROL may skip (tests only; see docs/durability.md):
 #:   file-fsync     no fsync of shards and manifest      -> empty/short files after power loss
 #:   flush          last chunk written after the fsync   -> lost tail after power loss
 #:   tmpdir-fsync   no fsync of the temp dir             -> published dir missing entries

@@ -1,6 +1,6 @@
-"""The checkpoint store: the publish protocol of durability.md, step by step, and retention.
+"""The checkpoint store: the publish protocol of docs/durability.md, step by step, and retention.
 
-Publishing one checkpoint (the numbers are durability.md's steps):
+Publishing one checkpoint (the numbers are the steps in docs/durability.md):
 
 1. ``mkdir`` a unique temp dir ``.tmp-<step>-<hex>`` beside the final name (same filesystem).
 2. write every shard, ``fsync`` each (no user-space buffer: ``os.write`` loops, so there is

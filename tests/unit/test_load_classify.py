@@ -1,4 +1,4 @@
-"""Which history op a checkpoint POST's answer becomes (writer contract in durability.md)."""
+"""Which history op a checkpoint POST's answer becomes (writer contract in docs/durability.md)."""
 
 from __future__ import annotations
 

@@ -9,8 +9,8 @@ retention: K valid newer ones on the volume) or changed is a loss; anything inva
 final name is torn. Acknowledgements accumulate over cycles: durability must hold across all.
 
 Setting the controls up so they can fail: ``parent-fsync`` runs with ``--keep-last 0``, since
-with retention the reaper's own parent fsync makes the previous publish durable too (shared/
-durability.md). The default run is a few power losses per case; ``-m soak`` repeats each case
+with retention the reaper's own parent fsync makes the previous publish durable too
+(docs/durability.md). The default run is a few power losses per case; ``-m soak`` repeats each case
 over many seeds and prints how many power losses each control needed.
 """
 

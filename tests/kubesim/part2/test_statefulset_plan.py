@@ -1,6 +1,6 @@
 """The StatefulSet update algorithm on hand-built objects (no cluster): B1-B8 decisions.
 
-Each test names the sim-spec IDs it covers. The planner is `kubesim.controllers.statefulset_control`.
+Each test names the docs/kubesim.md IDs it covers. The planner is `kubesim.controllers.statefulset_control`.
 """
 
 from __future__ import annotations

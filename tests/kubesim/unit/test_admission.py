@@ -1,4 +1,4 @@
-"""Defaults, create-time mutations, validation and quantities (sim-spec A5, A6, D2, C1)."""
+"""Defaults, create-time mutations, validation and quantities (docs/kubesim.md A5, A6, D2, C1)."""
 
 from __future__ import annotations
 

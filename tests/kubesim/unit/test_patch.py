@@ -1,4 +1,4 @@
-"""JSON patch, merge patch and strategic merge patch (sim-spec A3)."""
+"""JSON patch, merge patch and strategic merge patch (docs/kubesim.md A3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The resource table behind discovery and routing (sim-spec A1, A7)."""
+"""The resource table behind discovery and routing (docs/kubesim.md A1, A7)."""
 
 from __future__ import annotations
 

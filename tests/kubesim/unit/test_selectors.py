@@ -1,4 +1,4 @@
-"""Label and field selectors behave like apimachinery's (sim-spec A2)."""
+"""Label and field selectors behave like apimachinery's (docs/kubesim.md A2)."""
 
 from __future__ import annotations
 
