@@ -28,7 +28,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from kubesim import client, podlogs, state
+from kubesim import client, podlogs, state, stopsignal
 from kubesim.apiserver import __main__ as apiserver_main
 from kubesim.controllers import ControllerLoadError, load, runtime, settings
 
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     layout = state.Layout(known.state.resolve())
     podlogs.install(layout.root)
 
-    def after_listen(port: int, stop: threading.Event) -> Callable[[], None]:
+    def after_listen(port: int, stop: stopsignal.StopSignal) -> Callable[[], None]:
         api = client.Client("127.0.0.1", port, layout.ca_cert.read_bytes(), layout.token.read_text().strip())
         mgr = runtime.Manager(api, config)
         for ctrl in controllers:

@@ -11,14 +11,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import ssl
 import sys
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from kubesim import state
+from kubesim import state, stopsignal
 from kubesim.apiserver import admission, bootstrap, nslifecycle, rest, server, store, watch
 
 
@@ -40,8 +38,12 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-AfterListen = Callable[[int, threading.Event], Callable[[], None]]
-"""Called with the port and the stop event once the server listens; returns what to run at shutdown."""
+AfterListen = Callable[[int, stopsignal.StopSignal], Callable[[], None]]
+"""Called with the port and the process's stop once the server listens; returns what to run at shutdown.
+
+``stop.set()`` ends the process (the controller manager failing to start); ``stop.event`` is what
+threads poll.
+"""
 
 
 def main(argv: list[str] | None = None, after_listen: AfterListen | None = None) -> int:
@@ -74,18 +76,16 @@ def main(argv: list[str] | None = None, after_listen: AfterListen | None = None)
     port = httpd.server_address[1]
     state.atomic_write(layout.port_file, f"{port}\n".encode())
     log.info("serving https://127.0.0.1:%d (store %s, resourceVersion %d)", port, layout.db, db.resource_version)
-    stop = threading.Event()
-    nslifecycle.start(api, stop)
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda _s, _f: stop.set())
-    cleanup = after_listen(port, stop) if after_listen is not None else None
-    stop.wait()
-    log.info("shutting down")
-    if cleanup is not None:
-        cleanup()
-    httpd.shutdown()
-    db.close()
-    httpd.server_close()
+    with stopsignal.StopSignal() as stop:
+        nslifecycle.start(api, stop.event)
+        cleanup = after_listen(port, stop) if after_listen is not None else None
+        stop.wait()
+        log.info("shutting down (%s)", stop.received.name if stop.received is not None else "requested")
+        if cleanup is not None:
+            cleanup()
+        httpd.shutdown()
+        db.close()
+        httpd.server_close()
     return 0
 
 

@@ -139,3 +139,32 @@ def test_acknowledged_writes_survive_sigkill_and_versions_keep_increasing(state_
         core.read_namespaced_config_map(f"w-{len(acked) + 5}", "crash")
     assert err.value.status == 404
     api.close()
+
+
+def _tgkill(pid: int, tid: int, sig: int) -> None:
+    """A thread-directed signal (``kill`` lets the kernel pick the thread, usually the main one)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if not hasattr(libc, "tgkill"):
+        pytest.skip("this libc has no tgkill")
+    if libc.tgkill(pid, tid, sig) != 0:
+        raise OSError(ctypes.get_errno(), f"tgkill({pid}, {tid}, {sig})")
+
+
+def test_sigterm_landing_on_a_worker_thread_still_stops_the_server(state_dir: Path) -> None:
+    """The control plane's main thread must wake for a SIGTERM whose C handler ran on another thread
+    (it used to block in ``Event.wait()`` forever, so ``down`` always ended in SIGKILL)."""
+    import tenacity
+
+    assert _cli("up", "--state", str(state_dir), "--port", "0").returncode == 0
+    pid = _pid(state_dir)
+    workers = [int(t.name) for t in Path(f"/proc/{pid}/task").iterdir() if int(t.name) != pid]
+    assert workers, "the server runs no threads besides its main one"
+    _tgkill(pid, workers[0], signal.SIGTERM)
+    try:
+        tenacity.Retrying(stop=tenacity.stop_after_delay(15), wait=tenacity.wait_fixed(0.05), reraise=True,
+                          retry=tenacity.retry_if_result(bool))(lambda: _alive(pid))
+    except tenacity.RetryError:
+        pytest.fail(f"the server (pid {pid}) ignored a SIGTERM delivered to its thread {workers[0]} for 15 s")
+    assert "shutting down (SIGTERM)" in (state_dir / "apiserver.log").read_text()
