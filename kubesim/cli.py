@@ -6,6 +6,9 @@ session, waits until it answers ``/readyz`` over TLS, and writes ``DIR/kubeconfi
 stops exactly the processes recorded in ``DIR/state.json``. With ``--nodes N`` the control plane
 also runs the controllers and add-ons and ``up`` starts N kubelets (``kubesim.nodes``), waiting
 until every Node is Ready; ``down`` stops kubelets (and their containers) before the control plane.
+Then ``down`` verifies that nothing of the cluster is left (:func:`kubesim.nodes.sweep`): a survivor
+is SIGKILLed by pid, named on stderr, and ``down`` exits 1 — a leaked container would otherwise keep
+writing to a volume long after anyone looked.
 """
 
 from __future__ import annotations
@@ -269,18 +272,33 @@ def down(
     purge: Annotated[bool, typer.Option(help="also delete the state directory (store, certificates)")] = False,
     grace: Annotated[float, typer.Option(help="seconds between SIGTERM and SIGKILL")] = 10.0,
 ) -> None:
-    """Stop every process recorded in DIR/state.json."""
+    """Stop every process recorded in DIR/state.json, then SIGKILL (and name, exit 1) any of the cluster left."""
     if not state_dir.exists():
         raise _fail(f"--state {state_dir} does not exist; nothing to stop")
     layout = _layout(state_dir, create=False)
-    stopped = _stop_all(layout, grace)
+    stopped, survivors = _stop_all(layout, grace)
     typer.echo("stopped " + ", ".join(stopped) if stopped else "kubesim was not running")
     if purge:
         shutil.rmtree(layout.root)
         typer.echo(f"removed {layout.root}")
+    if survivors:
+        raise typer.Exit(1)
 
 
-def _stop_all(layout: state.Layout, grace: float) -> list[str]:
+def _stop_all(layout: state.Layout, grace: float) -> tuple[list[str], list[nodes.Leftover]]:
+    """Stop everything, then make sure nothing is left; returns (what was stopped, what had to be killed after)."""
+    rec = nodes.recorded(layout)  # read first: stopping rewrites the records
+    stopped = _stop_recorded(layout, grace)
+    survivors = nodes.sweep(layout, rec)
+    if survivors:
+        typer.echo(f"kubesim: {len(survivors)} process(es) of this cluster outlived `down` stopping it and were "
+                   "SIGKILLed (a kubesim bug: nothing it starts may survive its kubelet or sandbox):", err=True)
+        for leftover in survivors:
+            typer.echo(f"  {leftover.describe()}", err=True)
+    return stopped, survivors
+
+
+def _stop_recorded(layout: state.Layout, grace: float) -> list[str]:
     """Kubelets first (then the container groups they recorded), then the control plane; by recorded pid."""
     stopped: list[str] = []
     for node in nodes.recorded_nodes(layout):

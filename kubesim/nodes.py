@@ -19,7 +19,10 @@ Contract with the kubelet (helper K5, ``kubesim/kubelet``):
   group when its parent goes), so an orphaned container never keeps writing to a volume another
   node now owns.
 * ``down`` stops kubelets first (SIGTERM, grace, SIGKILL), then SIGKILLs whatever container groups
-  their ``containers.json`` still lists, then stops the control plane.
+  their ``containers.json`` still lists, then stops the control plane. Last it looks for anything of
+  the cluster still running (:func:`sweep`: the recorded pids, groups and command lines read before
+  stopping, and any process whose root or working directory is inside the state directory — a
+  container whose records went with its shim) and SIGKILLs it by pid, saying so.
 * Settings: kubelets get the cluster's ``KUBESIM_*`` environment
   (:class:`kubesim.controllers.settings.ControllerSettings`), recorded in ``state.json`` under
   ``settings`` so a restored kubelet uses the same periods.
@@ -28,6 +31,7 @@ Contract with the kubelet (helper K5, ``kubesim/kubelet``):
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shlex
@@ -197,8 +201,27 @@ def signal_group(entry: dict[str, Any], sig: int) -> bool:
 
 
 def kill_containers(layout: state.Layout, node: str) -> int:
-    """SIGKILL every container group ``node``'s kubelet recorded; returns how many were signalled."""
-    return sum(signal_group(entry, signal.SIGKILL) for entry in read_containers(layout, node).values())
+    """SIGKILL every container group ``node``'s kubelet recorded; returns how many were signalled.
+
+    PID 1 is also killed on its own (when it is still the recorded process): a container may have
+    left the shim's process group with ``setsid``.
+    """
+    killed = 0
+    for entry in read_containers(layout, node).values():
+        killed += signal_group(entry, signal.SIGKILL)
+        _kill_recorded_pid(entry)
+    return killed
+
+
+def _kill_recorded_pid(entry: dict[str, Any]) -> None:
+    """SIGKILL a container's PID 1 if it is still the process recorded (start time)."""
+    pid, start = entry.get("pid"), entry.get("start_time")
+    if not isinstance(pid, int) or pid <= 1 or start is None:
+        return
+    fields = _proc_stat(pid)
+    if fields is not None and fields[19] == str(start):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def crash(layout: state.Layout, node: str) -> tuple[int | None, int]:
@@ -243,6 +266,171 @@ def stop_kubelet(layout: state.Layout, node: str, grace: float) -> bool:
         _reap(pid)
     kill_containers(layout, node)
     return pid is not None
+
+
+# ----- what `down` must not leave behind -------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Recorded:
+    """What a cluster's records name, read before ``down`` stops it (stopping rewrites the records)."""
+
+    components: dict[int, str]  # recorded component pid -> name (checked by command line, as is_ours does)
+    containers: dict[int, tuple[str, str]]  # container PID 1 -> (its recorded start time, which container)
+    groups: dict[int, str]  # a live shim's process group / session -> which container
+    cmds: dict[tuple[str, ...], str]  # a component's exact command line -> its name
+
+
+def recorded(layout: state.Layout) -> Recorded:
+    rec = Recorded({}, {}, {}, {})
+    for name, info in state.read_state(layout)["components"].items():
+        if not isinstance(info, dict):
+            continue
+        if isinstance(info.get("pid"), int):
+            rec.components[info["pid"]] = name
+        if isinstance(info.get("cmd"), list):
+            rec.cmds[tuple(str(a) for a in info["cmd"])] = name
+    for node in recorded_nodes(layout):
+        for key, entry in read_containers(layout, node).items():
+            pid, pgid = entry.get("pid"), entry.get("pgid")
+            if isinstance(pid, int) and pid > 1 and entry.get("start_time") is not None:
+                rec.containers[pid] = (str(entry["start_time"]), f"container {key} (PID 1)")
+            if not isinstance(pgid, int) or pgid <= 1:
+                continue
+            leader = _proc_stat(pgid)
+            if leader is not None and entry.get("start") is not None and leader[19] == str(entry["start"]):
+                rec.groups[pgid] = f"container {key} (its sandbox's process group)"
+    return rec
+
+
+@dataclasses.dataclass(frozen=True)
+class Leftover:
+    """A process of the cluster still running; ``start`` pins its identity until it is killed."""
+
+    pid: int
+    start: str
+    why: str
+    uid: str
+    cmd: str
+
+    def describe(self) -> str:
+        return f"pid {self.pid} (uid {self.uid}): {self.cmd} [{self.why}]"
+
+
+def _link(pid: int, name: str) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/{name}").removesuffix(" (deleted)")
+    except OSError:
+        return ""
+
+
+def _within(path: str, root: str) -> bool:
+    return path == root or path.startswith(root + "/")
+
+
+def _ancestors() -> set[int]:
+    """This process and the ones it runs under (a shell or test cd'd into the state dir is not the cluster)."""
+    out, pid = set(), os.getpid()
+    while pid > 1 and pid not in out:
+        out.add(pid)
+        fields = _proc_stat(pid)
+        pid = int(fields[1]) if fields is not None else 0
+    return out
+
+
+def _cmdline(pid: int) -> tuple[str, ...]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return ()
+    return tuple(a.decode(errors="replace") for a in raw.split(b"\0")[:-1])
+
+
+def _why_ours(layout: state.Layout, rec: Recorded, pid: int, fields: list[str]) -> str | None:
+    """Why ``pid`` belongs to this cluster, or None. Identity is checked (start time, command line), never a name."""
+    if pid in rec.components and state.is_ours(layout, pid):
+        return rec.components[pid]
+    if pid in rec.containers and rec.containers[pid][0] == fields[19]:
+        return rec.containers[pid][1]
+    for group in (int(fields[2]), int(fields[3])):  # process group, session: a shim leads both
+        if group in rec.groups:
+            return rec.groups[group]
+    cmd = _cmdline(pid)
+    if cmd in rec.cmds:
+        return f"an unrecorded {rec.cmds[cmd]}"
+    root, cwd = _link(pid, "root"), _link(pid, "cwd")
+    if _within(root, str(layout.root)):
+        return f"a container process: its root is {root}"
+    if _within(cwd, str(layout.root)) and _link(pid, "ns/mnt") != _link(os.getpid(), "ns/mnt"):
+        return f"a container process: its working directory is {cwd}"
+    return None
+
+
+def find_leftovers(layout: state.Layout, rec: Recorded) -> list[Leftover]:
+    """Every live process that is part of this cluster: by recorded pid, group or command line, or by a root or
+    working directory inside the state directory (a container whose records are already gone)."""
+    mine = _ancestors()
+    found: list[Leftover] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) in mine:
+            continue
+        pid = int(entry.name)
+        fields = _proc_stat(pid)
+        if fields is None or len(fields) < 20 or fields[0] in ("Z", "X"):
+            continue
+        why = _why_ours(layout, rec, pid, fields)
+        if why is not None:
+            found.append(Leftover(pid, fields[19], why, _uid(pid), " ".join(_cmdline(pid)) or "?"))
+    return found
+
+
+def _uid(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().split("\nUid:", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "?"
+
+
+def _kill_exactly(leftover: Leftover) -> None:
+    """SIGKILL the process found, not a later one that got its pid: a pidfd pins it while its start is checked."""
+    try:
+        fd = os.pidfd_open(leftover.pid)
+    except ProcessLookupError:
+        return
+    except OSError:  # no pidfds (kernel < 5.3): the start-time check alone
+        fields = _proc_stat(leftover.pid)
+        if fields is not None and fields[19] == leftover.start:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(leftover.pid, signal.SIGKILL)
+        return
+    try:
+        fields = _proc_stat(leftover.pid)
+        if fields is not None and fields[19] == leftover.start:
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(fd, signal.SIGKILL)
+    finally:
+        os.close(fd)
+
+
+def sweep(layout: state.Layout, rec: Recorded, settle: float = 10.0) -> list[Leftover]:
+    """After stopping: SIGKILL whatever of the cluster still runs; returns what had to be killed.
+
+    A process already dying (a container its kubelet or PID namespace just SIGKILLed) is only waited
+    for; any other is a survivor nothing was going to stop, which is a kubesim bug.
+    """
+    deadline = time.monotonic() + settle
+    killed: dict[int, Leftover] = {}
+    while True:
+        left = find_leftovers(layout, rec)
+        for leftover in left:
+            if leftover.pid not in killed and not state.dying(leftover.pid):
+                killed[leftover.pid] = leftover
+                _kill_exactly(leftover)
+        if not left or time.monotonic() >= deadline:
+            stuck = [lo for lo in left if lo.pid not in killed]
+            return [*killed.values(), *(dataclasses.replace(lo, why=f"{lo.why}; still exiting {settle:.0f}s "
+                                                                 "after its SIGKILL") for lo in stuck)]
+        time.sleep(0.05)
 
 
 # ----- readiness ------------------------------------------------------------------------------

@@ -149,6 +149,30 @@ def is_ours(layout: Layout, pid: int) -> bool:
     return str(layout.root.resolve()).encode() in cmdline
 
 
+PF_EXITING = 0x4  # include/linux/sched.h: the task is in do_exit()
+
+
+def dying(pid: int) -> bool:
+    """``pid`` is gone or on its way out: exiting, or with a SIGKILL queued.
+
+    Why it matters: a process SIGKILLed a moment ago (by its kubelet, by PDEATHSIG, by its PID
+    namespace ending) still shows in /proc for a while; only one that nothing is killing is a leak.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except (OSError, IndexError):
+        return True
+    if stat[0] in ("Z", "X") or int(stat[6]) & PF_EXITING:
+        return True
+    kill = 1 << (9 - 1)  # SIGKILL
+    for line in status:
+        key, _, value = line.partition(":")
+        if key in ("SigPnd", "ShdPnd") and int(value.strip(), 16) & kill:
+            return True
+    return False
+
+
 def kubeconfig(server: str, ca_pem: bytes, token: str) -> str:
     doc = {
         "apiVersion": "v1",

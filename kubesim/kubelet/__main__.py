@@ -14,10 +14,10 @@ import logging
 import os
 import signal
 import sys
-import threading
 from pathlib import Path
 
 from kubesim import client as kclient
+from kubesim import stopsignal
 from kubesim.controllers import settings
 from kubesim.kubelet import manager, podip
 
@@ -62,20 +62,17 @@ def main(argv: list[str] | None = None) -> int:
         api = kclient.Client.from_state(state_dir)
     except (OSError, ValueError) as exc:
         return _fail(f"cannot reach the API server recorded in {state_dir}: {exc}")
-    kubelet = manager.Kubelet(api, state_dir, args.node, index, cfg=cfg, sandbox_mode=args.sandbox,
-                              fast_start=fast_start)
-    done = threading.Event()
-
-    def stop(signum: int, frame: object) -> None:
-        del signum, frame
-        done.set()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    logging.getLogger("kubesim.kubelet").info("kubelet for node %s starting (pid %d)", args.node, os.getpid())
-    kubelet.start()
-    done.wait()
-    kubelet.shutdown()
+    with stopsignal.StopSignal() as stop:
+        # the kubelet's own stop event is the signal's, so a SIGTERM while it still waits to register ends that wait
+        kubelet = manager.Kubelet(api, state_dir, args.node, index, cfg=cfg, sandbox_mode=args.sandbox,
+                                  fast_start=fast_start, stop=stop.event)
+        log = logging.getLogger("kubesim.kubelet")
+        log.info("kubelet for node %s starting (pid %d)", args.node, os.getpid())
+        kubelet.start()
+        stop.wait()
+        log.info("kubelet for node %s stopping (%s)", args.node,
+                 stop.received.name if stop.received is not None else "requested")
+        kubelet.shutdown()
     return 0
 
 

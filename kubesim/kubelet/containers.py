@@ -65,6 +65,7 @@ class Process:
     def __init__(self, shim: subprocess.Popen[bytes], init_pid: int, mode: str, container_id: str) -> None:
         self.shim = shim
         self.init_pid = init_pid
+        self.init_start = _start_time(init_pid)  # tells PID 1 from a later process that got its pid
         self.mode = mode
         self.container_id = container_id
         self.started_mono = time.monotonic()
@@ -77,9 +78,28 @@ class Process:
 
     def wait(self) -> int:
         rc = self.shim.wait()
+        self._end_orphaned_init(rc)
         self.returncode = rc
         self.exited.set()
         return rc
+
+    def _init_running(self) -> bool:
+        return _running_since(self.init_pid, self.init_start)
+
+    def _end_orphaned_init(self, shim_rc: int) -> None:
+        """The shim is gone, so PID 1 must be too: a container reported exited must never keep running.
+
+        The shim only exits on its own after reaping PID 1, and a killed shim takes PID 1 with it
+        (PDEATHSIG, already sent by the time we reap the shim). A PID 1 still running without a
+        SIGKILL on its way escaped both; it is killed here and said loudly, since it is a kubesim bug.
+        """
+        if not self._init_running():
+            return
+        if not state.dying(self.init_pid):
+            log.error("container PID 1 (pid %d) outlived its sandbox shim (pid %d, exit %d); killing it",
+                      self.init_pid, self.pgid, shim_rc)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.init_pid, signal.SIGKILL)
 
     @property
     def exit_code(self) -> int:
@@ -88,17 +108,19 @@ class Process:
 
     def signal_main(self, sig: int) -> None:
         """SIGTERM goes to the container's PID 1 only, as a container runtime sends it."""
-        if self.exited.is_set():
+        if self.exited.is_set() or not self._init_running():  # never a later process that got PID 1's pid
             return
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.init_pid, sig)
 
     def kill(self) -> None:
-        if self.exited.is_set():
-            return
-        for target in (-self.pgid, self.init_pid):
+        """SIGKILL the shim's group and PID 1 (which may have left the group with setsid)."""
+        if not self.exited.is_set():  # once reaped, the group id may belong to someone else
             with contextlib.suppress(ProcessLookupError):
-                os.kill(target, signal.SIGKILL)
+                os.killpg(self.pgid, signal.SIGKILL)
+        if self._init_running():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.init_pid, signal.SIGKILL)
 
 
 class Launcher:
@@ -125,6 +147,7 @@ class Launcher:
     def launch(self, spec: LaunchSpec, log_path: Path, timeout: float = 60.0) -> Process | StartFailure:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        log_offset = os.fstat(log_fd).st_size  # anything after this, before PID 1 runs, is the shim's stderr
         status_r, status_w = os.pipe()
         fut: concurrent.futures.Future[subprocess.Popen[bytes]] = concurrent.futures.Future()
         argv = [sys.executable, "-S", "-E", str(SANDBOX), str(status_w), str(os.getpid())]
@@ -143,29 +166,68 @@ class Launcher:
             proc.stdin.close()
         except OSError:
             pass
-        lines = _read_all(status_r, timeout)
-        init_pid = 0
-        mode = "none"
-        failure: StartFailure | None = None
-        for line in lines:
-            try:
-                doc = json.loads(line)
-            except ValueError:
-                continue
-            if "pid" in doc:
-                init_pid = int(doc["pid"])
-                mode = str(doc.get("mode") or "none")
-            elif "stage" in doc:
-                failure = StartFailure(str(doc["stage"]), str(doc.get("message") or ""))
+        init_pid, mode, failure = _parse_status(_read_all(status_r, timeout))
         if failure is not None or not init_pid:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-            return failure or StartFailure("create", f"container sandbox exited with {proc.returncode} before "
-                                                     "it started the container")
+            _reap(proc)
+            said = _written_since(log_path, log_offset)
+            return failure or StartFailure("create", silent_death(proc.returncode, said))
         return Process(proc, init_pid, mode, new_container_id())
+
+
+def _parse_status(lines: list[str]) -> tuple[int, str, StartFailure | None]:
+    """(PID 1's host pid or 0, sandbox mode, the failure reported) from the shim's status lines."""
+    init_pid, mode, failure = 0, "none", None
+    for line in lines:
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            continue
+        if "pid" in doc:
+            init_pid = int(doc["pid"])
+            mode = str(doc.get("mode") or "none")
+        elif "stage" in doc:
+            failure = StartFailure(str(doc["stage"]), str(doc.get("message") or ""))
+    return init_pid, mode, failure
+
+
+def _reap(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def silent_death(returncode: int | None, stderr: str) -> str:
+    """Why a shim that never wrote a status line is gone: its exit status and whatever it printed.
+
+    Only deaths no code in the shim sees end like this (a SIGKILL, the interpreter failing to start or to
+    import), so the exit status and the interpreter's own words are all there is to show.
+    """
+    if returncode is None:
+        how = "did not finish"
+    elif returncode < 0:
+        how = f"was killed by {_signal_name(-returncode)}"
+    else:
+        how = f"exited with code {returncode}"
+    said = " | ".join(line.strip() for line in stderr.strip().splitlines()[-5:] if line.strip())
+    return f"container sandbox {how} before it started the container" + (f": {said}" if said else "")
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def _written_since(path: Path, offset: int, limit: int = 4096) -> str:
+    try:
+        with path.open("rb") as fh:
+            fh.seek(offset)
+            return fh.read(limit).decode(errors="replace")
+    except OSError:
+        return ""
 
 
 def new_container_id() -> str:
@@ -192,13 +254,23 @@ def _read_all(fd: int, timeout: float) -> list[str]:
     return b"".join(chunks).decode(errors="replace").splitlines()
 
 
-def _start_time(pid: int) -> str | None:
+def _stat(pid: int) -> list[str]:
+    """Fields of /proc/<pid>/stat after the command name (0 = state, 19 = start time); [] if gone."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
+
+
+def _start_time(pid: int) -> str | None:
+    fields = _stat(pid)
     return fields[19] if len(fields) > 19 else None
+
+
+def _running_since(pid: int, start: object) -> bool:
+    """``pid`` is still the process that started at ``start`` and has not exited (zombies have)."""
+    fields = _stat(pid)
+    return start is not None and len(fields) > 19 and fields[19] == str(start) and fields[0] != "Z"
 
 
 class Registry:
@@ -221,7 +293,7 @@ class Registry:
             old = {}
         killed = 0
         for key, entry in old.items() if isinstance(old, dict) else []:
-            pgid = int(entry.get("pgid") or 0)
+            pgid, pid = int(entry.get("pgid") or 0), int(entry.get("pid") or 0)
             if pgid > 1 and entry.get("start") and _start_time(pgid) == entry.get("start"):
                 try:
                     os.killpg(pgid, signal.SIGKILL)
@@ -229,6 +301,10 @@ class Registry:
                     log.info("killed leftover container %s (process group %d)", key, pgid)
                 except ProcessLookupError:
                     pass
+            if pid > 1 and _running_since(pid, entry.get("start_time")):  # PID 1 may have left the group (setsid)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                    log.info("killed leftover container %s (PID 1, pid %d)", key, pid)
         self._write()
         return killed
 

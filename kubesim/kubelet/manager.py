@@ -25,7 +25,8 @@ log = logging.getLogger("kubesim.kubelet")
 
 class Kubelet:
     def __init__(self, api: kclient.Client, state_dir: Path, node_name: str, node_index: int, *,
-                 cfg: settings.ControllerSettings, sandbox_mode: str, fast_start: float) -> None:
+                 cfg: settings.ControllerSettings, sandbox_mode: str, fast_start: float,
+                 stop: threading.Event | None = None) -> None:
         self.api = api
         self.node_name = node_name
         self.node_dir = state_dir / "nodes" / node_name
@@ -43,7 +44,7 @@ class Kubelet:
             sandbox_mode=sandbox_mode, fast_start=fast_start, allocatable=dict(self.agent.capacity))
         self.workers: dict[str, pods.PodWorker] = {}
         self.lock = threading.Lock()
-        self.stop = threading.Event()
+        self.stop = stop if stop is not None else threading.Event()
         self._stream: kclient.WatchStream | None = None
         self._listed_once = False
 

@@ -236,6 +236,10 @@ class PodWorker(threading.Thread):
             self.istate.setdefault(str(c.get("name")), CState(name=str(c.get("name")), waiting=("PodInitializing", "")))
         dues: list[float] = []
         if self.vols is None:
+            # As upstream's SyncPod: the status (every container waiting in ContainerCreating) is set before
+            # the volumes are waited for. Events go out on another thread, so a FailedMount sent first could be
+            # seen by a client while the pod still had no containerStatuses at all.
+            self._push(pod)
             retry = self._setup_volumes(pod)
             if retry is not None:
                 self._push(pod)

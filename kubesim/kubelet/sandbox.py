@@ -8,7 +8,13 @@ its log file as stdout/stderr. Why a shim that stays alive instead of a plain ex
   dies (``PR_SET_PDEATHSIG``), creates a new PID namespace and forks the container's first
   process as PID 1 of it (also with PDEATHSIG, towards the shim). When PID 1 dies the kernel
   kills every process left in the namespace, so even a ``sh -c 'sleep 3600 &'`` grandchild that
-  left the process group dies with a crashed node — PDEATHSIG alone would orphan it.
+  left the process group dies with a crashed node — PDEATHSIG alone would orphan it. PDEATHSIG
+  only covers a parent that dies after it was armed, so PID 1 also checks, after every arming,
+  a pipe only the shim writes to (:func:`tie_to_shim`): a shim that died a moment earlier is
+  seen there and PID 1 exits instead of running as an orphan. (One gap is the kernel's: an
+  ``execve`` of a set-user-ID, set-group-ID or file-capability program clears PDEATHSIG, see
+  prctl(2); such a PID 1 dies with the shim only through the kill paths that target it directly —
+  the kubelet when it reaps the shim, ``node crash`` and ``down`` all do.)
 * **Volumes at their mountPath without touching the host.** In a private mount namespace the
   shim builds a root for the container: a tmpfs whose top-level entries are recursive bind mounts
   of the host's (so the container sees the host's /usr, /work, /tmp, ...), creates each missing
@@ -30,6 +36,9 @@ a container that needs volumes fails with a create error instead of writing else
 Status protocol on STATUS_FD (one JSON object per line, then EOF when the exec succeeded):
 ``{"pid": N}`` the container's PID 1 (host pid); ``{"stage": "create"|"start", "message": ...}``
 what went wrong (create = the sandbox could not be set up; start = the command could not run).
+Every failure the shim or PID 1 can see is reported there (an unusable status fd sends the line
+to stderr instead); only deaths no code can see (SIGKILL, the interpreter failing to start) end
+without a line, and the kubelet then reports the exit status and what the shim wrote to stderr.
 """
 
 from __future__ import annotations
@@ -40,6 +49,7 @@ import errno
 import json
 import os
 import resource
+import select
 import signal
 import sys
 from typing import Any
@@ -64,6 +74,10 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 class SandboxError(Exception):
     """The sandbox could not be built; the message is what the pod status shows."""
+
+
+class KubeletGone(SandboxError):
+    """The kubelet died before the shim could ask to die with it: nothing may start (exit 137, as if killed)."""
 
 
 def _check(result: int, what: str) -> None:
@@ -207,8 +221,13 @@ class RootBuilder:
 
 
 def _report(fd: int, doc: dict[str, Any]) -> None:
-    with contextlib.suppress(OSError):
-        os.write(fd, (json.dumps(doc) + "\n").encode())
+    """One status line; if the status fd is unusable the line goes to stderr (the container's log), never nowhere."""
+    line = json.dumps(doc) + "\n"
+    try:
+        os.write(fd, line.encode())
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.write(2, f"kubesim sandbox: cannot write status fd {fd} ({exc.strerror}): {line}".encode())
 
 
 def _enter_user_namespace() -> None:
@@ -267,14 +286,45 @@ def _pause(status_fd: int) -> None:
         signal.pause()
 
 
-def run_child(spec: dict[str, Any], mode: str, status_fd: int, shim_pid: int) -> None:
+class ShimGone(Exception):
+    """The shim died before the container's PID 1 was tied to it: the container must not start."""
+
+
+def tie_to_shim(alive_fd: int) -> None:
+    """Arm PDEATHSIG towards the shim, then make sure the shim was still there when it was armed.
+
+    Arming it is not enough: PDEATHSIG only fires for a parent that dies *after* it is set, and a
+    shim killed in the gap (right after the fork, or after a credential change cleared the signal)
+    leaves PID 1 running, reparented to init. ``getppid()`` cannot tell: inside a new PID namespace
+    it is 0 whether or not the shim lives. ``alive_fd`` is the read end of a pipe whose write end
+    only the shim holds, so it reads EOF exactly when the shim is gone; checked after arming,
+    every death is caught either by the check (before) or by the signal (after).
+    """
+    set_pdeathsig(signal.SIGKILL)
+    watch = select.poll()  # not select(): no FD_SETSIZE limit
+    watch.register(alive_fd, select.POLLIN)
+    if watch.poll(0):  # the shim never writes: any event is EOF / hang-up
+        raise ShimGone("the container sandbox shim exited before the container was tied to it")
+
+
+def _drop_privileges(spec: dict[str, Any], alive_fd: int) -> None:
+    """runAsUser/runAsGroup/supplementalGroups; any credential change clears PDEATHSIG, so it is re-tied."""
+    groups = [int(g) for g in spec.get("groups") or []]
+    gid, uid = spec.get("gid"), spec.get("uid")
+    if uid is not None or gid is not None or groups:
+        os.setgroups(groups)
+    if gid is not None:
+        os.setgid(int(gid))
+    if uid is not None:
+        os.setuid(int(uid))
+    tie_to_shim(alive_fd)
+
+
+def run_child(spec: dict[str, Any], mode: str, status_fd: int, alive_fd: int) -> None:
     """PID 1 of the container: build the root, drop privileges, exec. Never returns."""
     stage = "create"
     try:
-        set_pdeathsig(signal.SIGKILL)
-        # PID 1 of a new namespace sees its parent as pid 0; outside one the shim must still be there
-        if os.getppid() not in (shim_pid, 0):
-            os._exit(137)
+        tie_to_shim(alive_fd)
         if mode != "none":
             if spec.get("hostname"):
                 sethostname(str(spec["hostname"]))
@@ -283,17 +333,7 @@ def run_child(spec: dict[str, Any], mode: str, status_fd: int, shim_pid: int) ->
             os.chroot(str(spec["rootfs"]))
             os.chdir("/")
         if mode == "root":
-            groups = [int(g) for g in spec.get("groups") or []]
-            gid, uid = spec.get("gid"), spec.get("uid")
-            if uid is not None or gid is not None or groups:
-                os.setgroups(groups)
-            if gid is not None:
-                os.setgid(int(gid))
-            if uid is not None:
-                os.setuid(int(uid))
-            set_pdeathsig(signal.SIGKILL)  # a credential change clears it
-            if os.getppid() not in (shim_pid, 0):
-                os._exit(137)
+            _drop_privileges(spec, alive_fd)
         cwd = str(spec.get("cwd") or "/")
         try:
             os.chdir(cwd)
@@ -303,6 +343,7 @@ def run_child(spec: dict[str, Any], mode: str, status_fd: int, shim_pid: int) ->
         stage = "start"
         os.set_inheritable(status_fd, False)
         if spec.get("pause"):
+            os.close(alive_fd)
             _pause(status_fd)
         argv = [str(a) for a in spec["argv"]]
         env = {str(k): str(v) for k, v in (spec.get("env") or {}).items()}
@@ -315,46 +356,79 @@ def run_child(spec: dict[str, Any], mode: str, status_fd: int, shim_pid: int) ->
             else:
                 detail = f"exec: \"{argv[0]}\": {exc.strerror.lower() if exc.strerror else exc}"
             raise SandboxError(detail.strip()) from None
-    except (SandboxError, OSError) as exc:
-        _report(status_fd, {"stage": stage, "message": str(exc)})
+    except ShimGone as exc:
+        _report(status_fd, {"stage": "create", "message": str(exc)})
+        os._exit(137)
+    except BaseException as exc:  # PID 1 must report whatever stops it, then never return
+        message = str(exc) if isinstance(exc, (SandboxError, OSError)) else _named(exc)
+        _report(status_fd, {"stage": stage, "message": message})
         os._exit(128)
 
 
-def main(argv: list[str]) -> int:
-    status_fd, kubelet_pid = int(argv[1]), int(argv[2])
-    spec = json.loads(sys.stdin.buffer.read() or b"{}")
-    null = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(null, 0)
-    os.close(null)
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    try:
-        set_pdeathsig(signal.SIGKILL)
-        if os.getppid() != kubelet_pid:
-            return 137  # the kubelet died before we could ask to die with it
-        mode = choose_mode(spec)
-    except SandboxError as exc:
-        _report(status_fd, {"stage": "create", "message": str(exc)})
-        return 128
-    shim_pid = os.getpid()
+def _named(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _tie_to_kubelet(kubelet_pid: int) -> None:
+    """PDEATHSIG towards the kubelet's launcher thread; getppid() can check it here (same PID namespace)."""
+    set_pdeathsig(signal.SIGKILL)
+    parent = os.getppid()
+    if parent != kubelet_pid:
+        raise KubeletGone(f"the kubelet (pid {kubelet_pid}) exited before the sandbox could tie itself to it "
+                          f"(its parent is now pid {parent})")
+
+
+def _fork_container(spec: dict[str, Any], mode: str, status_fd: int) -> int:
+    """Fork PID 1 and hand it the read end of the shim's liveness pipe; the write end stays here for good."""
+    alive_r, alive_w = os.pipe()  # both close-on-exec: the container inherits neither
     child = os.fork()
     if child == 0:
-        run_child(spec, mode, status_fd, shim_pid)
-    _report(status_fd, {"pid": child, "mode": mode})
-    os.close(status_fd)
+        os.close(alive_w)
+        run_child(spec, mode, status_fd, alive_r)
+    os.close(alive_r)
+    return child
+
+
+def _mirror(child: int) -> int:
+    """Wait for PID 1 and end as it ended: same exit code, or the same signal re-raised on the shim."""
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
         signal.signal(sig, lambda signum, frame: None)
-    while True:
-        try:
-            _, status = os.waitpid(child, 0)
-            break
-        except ChildProcessError:
-            return 255
+    try:
+        _, status = os.waitpid(child, 0)
+    except ChildProcessError:
+        return 255
     if os.WIFSIGNALED(status):
         signum = os.WTERMSIG(status)
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
         return 128 + signum
     return os.waitstatus_to_exitcode(status)
+
+
+def main(argv: list[str]) -> int:
+    """Every way this can end before PID 1 runs is reported on the status fd (the kubelet shows it)."""
+    try:
+        status_fd, kubelet_pid = int(argv[1]), int(argv[2])
+    except (IndexError, ValueError):
+        print(f"usage: {argv[0] if argv else 'sandbox.py'} STATUS_FD KUBELET_PID (spec as JSON on stdin)",
+              file=sys.stderr)
+        return 2
+    try:
+        spec = json.loads(sys.stdin.buffer.read() or b"{}")
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.close(null)
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        _tie_to_kubelet(kubelet_pid)
+        mode = choose_mode(spec)
+        child = _fork_container(spec, mode, status_fd)
+    except BaseException as exc:  # the kubelet must learn why the sandbox never started, whatever it was
+        message = str(exc) if isinstance(exc, SandboxError) else f"container sandbox failed: {_named(exc)}"
+        _report(status_fd, {"stage": "create", "message": message})
+        return 137 if isinstance(exc, KubeletGone) else 128
+    _report(status_fd, {"pid": child, "mode": mode})
+    os.close(status_fd)
+    return _mirror(child)
 
 
 if __name__ == "__main__":

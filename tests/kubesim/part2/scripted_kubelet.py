@@ -14,10 +14,9 @@ import json
 import os
 import signal
 import subprocess
-import threading
 from pathlib import Path
 
-from kubesim import client, state
+from kubesim import client, state, stopsignal
 
 
 def _now() -> str:
@@ -30,24 +29,31 @@ def main() -> None:
     parser.add_argument("--node", required=True)
     args = parser.parse_args()
     api = client.Client.from_state(args.state)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    node_dir = args.state / "nodes" / args.node
+    with stopsignal.StopSignal() as stop:
+        _serve(api, args.state, args.node, stop)
+
+
+def _serve(api: client.Client, state_dir: Path, node: str, stop: stopsignal.StopSignal) -> None:
+    """Run one container (none with ``SCRIPTED_KUBELET_CONTAINER=0``) and heartbeat until SIGTERM."""
+    node_dir = state_dir / "nodes" / node
     node_dir.mkdir(parents=True, exist_ok=True)
-    container = subprocess.Popen(["sleep", "3600"], start_new_session=True)
-    start_time = Path(f"/proc/{container.pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    state.atomic_write(node_dir / "containers.json", json.dumps({
-        f"default/pod-on-{args.node}/main": {"pid": container.pid, "pgid": container.pid, "uid": "u",
-                                             "start_time": int(start_time)}}).encode())
+    container = None
+    if os.environ.get("SCRIPTED_KUBELET_CONTAINER", "1") != "0":
+        container = subprocess.Popen(["sleep", "3600"], start_new_session=True)
+        start_time = Path(f"/proc/{container.pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+        state.atomic_write(node_dir / "containers.json", json.dumps({
+            f"default/pod-on-{node}/main": {"pid": container.pid, "pgid": container.pid, "uid": "u",
+                                            "start_time": int(start_time)}}).encode())
     with contextlib.suppress(client.AlreadyExists):
-        api.create("nodes", {"metadata": {"name": args.node, "labels": {"kubernetes.io/hostname": args.node}}})
+        api.create("nodes", {"metadata": {"name": node, "labels": {"kubernetes.io/hostname": node}}})
     while not stop.is_set():
-        with contextlib.suppress(client.Unreachable):  # the control plane may be restarting
-            api.patch("nodes", args.node, {"status": {"conditions": [{
+        with contextlib.suppress(client.ApiError):  # the control plane may be restarting or stopping: keep going
+            api.patch("nodes", node, {"status": {"conditions": [{
                 "type": "Ready", "status": "True", "reason": "KubeletReady", "message": "scripted",
                 "lastHeartbeatTime": _now(), "lastTransitionTime": _now()}]}}, subresource="status")
         stop.wait(0.5)
-    os.killpg(container.pid, signal.SIGKILL)
+    if container is not None:
+        os.killpg(container.pid, signal.SIGKILL)
 
 
 if __name__ == "__main__":

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,14 @@ def alive(pid: int) -> bool:
 
 def components(state_dir: Path) -> dict[str, dict[str, object]]:
     return state.read_state(state.Layout(state_dir))["components"]
+
+
+def read_containers(state_dir: Path, node: str) -> dict[str, Any]:
+    try:
+        data = json.loads((state_dir / "nodes" / node / "containers.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def container_pid(state_dir: Path, node: str) -> int:
@@ -160,6 +169,69 @@ def test_kill_container_signals_only_that_containers_process_group(
     missing = kubesim(cluster_dir, "node", "kill-container", "nope", "main", env=scripted_env)
     assert missing.returncode == 1
     assert "no running container 'main' of pod default/nope" in missing.stderr
+
+
+def _await(what: str, check: Callable[[], bool], timeout: float = 10.0) -> None:
+    try:
+        tenacity.Retrying(stop=tenacity.stop_before_delay(timeout), wait=tenacity.wait_fixed(0.05),
+                          retry=tenacity.retry_if_result(lambda ok: not ok))(check)
+    except tenacity.RetryError:
+        pytest.fail(f"timed out after {timeout:.0f}s awaiting {what}")
+
+
+def _orphaned_container(state_dir: Path) -> subprocess.Popen[bytes] | None:
+    """A process shaped like a container its kubelet and shim lost (its root a rootfs inside the state dir), or
+    None where it cannot be made (it needs root and util-linux's unshare)."""
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        return None
+    rootfs = state_dir / "nodes" / "kubesim-worker" / "pods" / "ns_lost_uid" / "writer" / "rootfs"
+    rootfs.mkdir(parents=True)
+    proc = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                             f'mount --rbind / "{rootfs}" && exec chroot "{rootfs}" sleep 300'],
+                            start_new_session=True, stdin=subprocess.DEVNULL)
+
+    def chrooted() -> bool:
+        try:
+            return os.readlink(f"/proc/{proc.pid}/root") == str(rootfs)
+        except OSError:
+            return False
+
+    _await(f"pid {proc.pid} chrooted into {rootfs}", chrooted)
+    return proc
+
+
+def test_down_sigkills_and_names_whatever_of_the_cluster_outlived_stopping_it(
+        cluster_dir: Path, scripted_env: dict[str, str]) -> None:
+    """Nothing a cluster started may survive `down`: an unrecorded second kubelet, or a container process whose
+    records went with its shim, is SIGKILLed by pid, named on stderr, and `down` exits 1."""
+    up = kubesim(cluster_dir, "up", "--port", "0", "--nodes", "1", "--controllers", "none", env=scripted_env)
+    assert up.returncode == 0, up.stderr
+    kubelet_cmd = components(cluster_dir)["kubelet/kubesim-worker"]["cmd"]
+    assert isinstance(kubelet_cmd, list)
+    leaked = [subprocess.Popen(kubelet_cmd, env=dict(scripted_env, SCRIPTED_KUBELET_CONTAINER="0"),
+                               start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)]
+    try:
+        orphan = _orphaned_container(cluster_dir)
+        if orphan is not None:
+            leaked.append(orphan)
+        down = kubesim(cluster_dir, "down", "--grace", "5", env=scripted_env)
+        said = f"down exited {down.returncode}; stdout: {down.stdout}; stderr: {down.stderr}"
+        assert down.returncode == 1, said
+        assert "stopped kubelet/kubesim-worker" in down.stdout, said
+        assert [proc.wait(timeout=10) for proc in leaked] == [-signal.SIGKILL] * len(leaked), said
+        assert f"{len(leaked)} process(es) of this cluster outlived `down`" in down.stderr, said
+        assert f"pid {leaked[0].pid} " in down.stderr, said
+        assert "an unrecorded kubelet/kubesim-worker" in down.stderr, said
+        if orphan is not None:
+            assert f"pid {orphan.pid} (uid 0): sleep 300 [a container process: its root is " in down.stderr, said
+        again = kubesim(cluster_dir, "down", "--grace", "5", env=scripted_env)
+        assert (again.returncode, again.stderr) == (0, ""), f"a second down found something the first left: {again}"
+    finally:
+        for proc in leaked:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
 def test_up_stops_everything_and_names_the_node_when_a_kubelet_exits(
@@ -325,6 +397,41 @@ def test_control_plane_sigkill_and_up_resumes_controllers_and_kubelets(tmp_path:
         tenacity.Retrying(stop=tenacity.stop_before_delay(30), wait=tenacity.wait_fixed(0.1), reraise=True,
                           retry=tenacity.retry_if_result(lambda p: p != "Running"))(phase)
         assert api.get("pods", "after", "default")["spec"]["nodeName"] == "kubesim-worker"
+    finally:
+        kubesim(state_dir, "down", "--grace", "5")
+
+
+def test_down_of_a_real_cluster_running_containers_leaves_nothing_and_has_nothing_to_report(tmp_path: Path) -> None:
+    """E5: `down` with real kubelets, running containers (a volume, a non-root user, a background grandchild):
+    every process is gone afterwards and the leftover check, finding none, stays silent (exit 0)."""
+    from kubelet_guard import require_kubelet
+
+    require_kubelet()
+    state_dir = tmp_path / "real"
+    try:
+        up = kubesim(state_dir, "up", "--port", "0", "--nodes", "1")
+        assert up.returncode == 0, up.stderr
+        api = client.Client.from_state(state_dir)
+        api.create("pods", {"metadata": {"name": "busy"}, "spec": {
+            "securityContext": {"runAsUser": 10001, "fsGroup": 10001},
+            "volumes": [{"name": "data", "emptyDir": {}}],
+            "containers": [{"name": "main", "image": "busybox", "workingDir": "/data",
+                            "command": ["sh", "-c", "sleep 3600 & sleep 3600"],
+                            "volumeMounts": [{"name": "data", "mountPath": "/data"}]}]}}, "default")
+
+        def running() -> dict[str, Any]:
+            return read_containers(state_dir, "kubesim-worker").get("default/busy/main") or {}
+
+        _await("the busy container running", lambda: bool(running()), timeout=30)
+        entry = running()
+        init = int(entry["pid"])
+        _await("its background sleep started",
+               lambda: bool(Path(f"/proc/{init}/task/{init}/children").read_text().split()))
+        pids = [init, int(entry["pgid"]),
+                *map(int, Path(f"/proc/{init}/task/{init}/children").read_text().split())]
+        down = kubesim(state_dir, "down", "--grace", "5")
+        assert (down.returncode, down.stderr) == (0, ""), down.stdout
+        assert not [pid for pid in pids if alive(pid)]
     finally:
         kubesim(state_dir, "down", "--grace", "5")
 

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 import tenacity
@@ -364,6 +365,7 @@ def test_unprivileged_shim_uses_a_user_namespace_and_still_mounts_volumes() -> N
         out, _ = proc.communicate(json.dumps(spec).encode(), timeout=30)
         with os.fdopen(r, "rb") as fh:
             status_lines = fh.read().decode().splitlines()
+        assert status_lines, f"the shim wrote no status line (exit {proc.returncode}): {out.decode(errors='replace')}"
         if any('"stage"' in line and "user namespace" in line for line in status_lines):
             pytest.skip(f"this kernel refuses unprivileged user namespaces: {status_lines}")
         assert json.loads(status_lines[0])["mode"] == "userns", status_lines
@@ -373,6 +375,159 @@ def test_unprivileged_shim_uses_a_user_namespace_and_still_mounts_volumes() -> N
         assert not Path(target).exists()
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+# ----- the shim never dies silently, and nothing it started outlives it -------------------------------
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _await_gone(what: str, pid: int, timeout: float = 10.0) -> None:
+    try:
+        tenacity.Retrying(stop=tenacity.stop_after_delay(timeout), wait=tenacity.wait_fixed(0.05),
+                          retry=tenacity.retry_if_result(bool))(lambda: _alive(pid))
+    except tenacity.RetryError:
+        pytest.fail(f"{what} (pid {pid}) still running {timeout:.0f}s later")
+
+
+def _run_shim(stdin: bytes, kubelet_pid: int, status_fd: int | None = None) -> tuple[int, list[str], str]:
+    """Run the shim by hand: (exit code, status lines, stderr)."""
+    r, w = os.pipe()
+    try:
+        done = subprocess.run([sys.executable, "-S", "-E", str(containers.SANDBOX),
+                               str(w if status_fd is None else status_fd), str(kubelet_pid)],
+                              input=stdin, capture_output=True, pass_fds=(w,), timeout=30, check=False)
+    finally:
+        os.close(w)
+    with os.fdopen(r, "rb") as fh:
+        return done.returncode, fh.read().decode().splitlines(), done.stderr.decode(errors="replace")
+
+
+def test_a_shim_whose_kubelet_is_already_gone_says_so_before_exiting() -> None:
+    code, lines, _ = _run_shim(b"{}", kubelet_pid=1)  # its parent is this test, not pid 1: "the kubelet died"
+    assert code == 137
+    assert [json.loads(line)["stage"] for line in lines] == ["create"], lines
+    assert json.loads(lines[0])["message"].startswith("the kubelet (pid 1) exited before the sandbox could tie")
+
+
+def test_a_shim_failing_in_a_way_nobody_planned_for_still_reports_why() -> None:
+    code, lines, stderr = _run_shim(b"this is not a spec", kubelet_pid=os.getpid())
+    assert code == 128, stderr
+    assert len(lines) == 1, (lines, stderr)
+    assert json.loads(lines[0]) == {"stage": "create", "message": json.loads(lines[0])["message"]}
+    assert "JSONDecodeError" in json.loads(lines[0])["message"]
+
+
+def test_a_report_the_status_fd_cannot_take_goes_to_stderr() -> None:
+    code, lines, stderr = _run_shim(b"{}", kubelet_pid=1, status_fd=987)
+    assert code == 137
+    assert lines == []
+    assert "cannot write status fd 987" in stderr
+    assert "the kubelet (pid 1) exited" in stderr
+
+
+def test_a_shim_that_dies_without_a_status_line_is_reported_with_its_exit_status_and_words(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What no code in the shim can report (here: the interpreter cannot even open it) still reaches the pod."""
+    monkeypatch.setattr(containers, "SANDBOX", tmp_path / "no-such-sandbox.py")
+    launched = containers.Launcher().launch(_spec(tmp_path, ["true"]), tmp_path / "log")
+    assert isinstance(launched, containers.StartFailure), launched
+    assert launched.stage == "create"
+    assert launched.message.startswith("container sandbox exited with code 2 before it started the container: ")
+    assert "can't open file" in launched.message
+    assert containers.silent_death(-9, "") == "container sandbox was killed by SIGKILL before it started the container"
+
+
+def test_a_container_reported_exited_is_never_left_running(tmp_path: Path) -> None:
+    """Whatever let PID 1 outlive its shim, the kubelet kills it when it reaps the shim."""
+    fake_shim = subprocess.Popen(["sh", "-c", "sleep 300 & echo $!"], stdout=subprocess.PIPE, start_new_session=True)
+    assert fake_shim.stdout is not None
+    init = int(fake_shim.stdout.readline())
+    try:
+        proc = containers.Process(fake_shim, init, "none", "id")
+        assert proc.wait() == 0
+        _await_gone("PID 1 of a container whose shim exited", init)
+    finally:
+        if _alive(init):
+            os.kill(init, signal.SIGKILL)
+
+
+# The shim, held in the gap between the fork and PID 1's PR_SET_PDEATHSIG ("fork"), or between the
+# credential change that clears it and its re-arming ("setuid"), until the test has SIGKILLed the shim.
+_GAPPED_SHIM = """
+import os, runpy, sys
+sandbox, gap, ready_fd, gate_fd = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+
+def hold():
+    os.write(ready_fd, b"in the gap\\n")
+    os.read(gate_fd, 1)  # EOF: the test closed its end after killing the shim
+
+if gap == "fork":
+    real_fork = os.fork
+    def fork():
+        pid = real_fork()
+        if pid == 0:
+            hold()
+        return pid
+    os.fork = fork
+else:
+    real_setuid = os.setuid
+    def setuid(uid):
+        real_setuid(uid)
+        hold()
+    os.setuid = setuid
+sys.argv = [sandbox, *sys.argv[5:]]
+runpy.run_path(sandbox, run_name="__main__")
+"""
+
+
+@needs_root
+@pytest.mark.parametrize("gap", ["fork", "setuid"])
+def test_a_shim_killed_before_pid_1_was_tied_to_it_leaves_no_container_running(tmp_path: Path, gap: str) -> None:
+    """PID 1 of its own PID namespace sees getppid() == 0 with or without its shim: without another check a shim
+    killed in the gap left the container running as an orphan of init (what `kubesim down` once left behind)."""
+    (tmp_path / "rootfs").mkdir()
+    spec = {"argv": ["sleep", "300"], "env": {"PATH": "/usr/bin:/bin"}, "cwd": "/", "rootfs": str(tmp_path / "rootfs"),
+            "mounts": [], "makedirs": [], "hostname": "gap", "mode": "root", "groups": [],
+            "uid": 65534 if gap == "setuid" else None, "gid": None}
+    status_r, status_w = os.pipe()
+    ready_r, ready_w = os.pipe()
+    gate_r, gate_w = os.pipe()
+    log = tmp_path / "log"
+    with log.open("wb") as out:
+        shim = subprocess.Popen([sys.executable, "-c", _GAPPED_SHIM, str(containers.SANDBOX), gap, str(ready_w),
+                                 str(gate_r), str(status_w), str(os.getpid())], stdin=subprocess.PIPE, stdout=out,
+                                stderr=out, pass_fds=(status_w, ready_w, gate_r), start_new_session=True)
+    for fd in (status_w, ready_w, gate_r):
+        os.close(fd)
+    init = 0
+    try:
+        assert shim.stdin is not None
+        shim.stdin.write(json.dumps(spec).encode())
+        shim.stdin.close()
+        with os.fdopen(ready_r, "rb") as ready, os.fdopen(status_r, "rb") as status:
+            assert ready.readline() == b"in the gap\n", log.read_text()
+            init = int(json.loads(status.readline())["pid"])
+            shim.kill()
+            shim.wait()
+            os.close(gate_w)
+            gate_w = -1
+            _await_gone(f"the container's PID 1 after its shim was SIGKILLed in the {gap} gap", init)
+            assert json.loads(status.readline()) == {
+                "stage": "create", "message": "the container sandbox shim exited before the container was tied to it"}
+    finally:
+        if gate_w >= 0:
+            os.close(gate_w)
+        if shim.poll() is None:
+            shim.kill()
+            shim.wait()
+        if init and _alive(init):
+            os.kill(init, signal.SIGKILL)
 
 
 # ----- volumes -------------------------------------------------------------------------------------
@@ -440,6 +595,55 @@ def test_configmap_secret_and_downward_api_volumes_are_files(tmp_path: Path) -> 
     assert got["e"].path.stat().st_mode & 0o777 == 0o777
     mounts = volumes.mounts_for({"volumeMounts": [{"name": "e", "mountPath": "/x", "subPath": "sub"}]}, got)
     assert mounts == [{"source": str(got["e"].path / "sub"), "target": "/x", "readOnly": False}]
+
+
+class _StatusAndEvents:
+    """The API server and event recorder a pod worker talks to, keeping one ordered record of both."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, dict[str, Any]]] = []
+
+    def patch(self, plural: str, name: str, body: dict[str, Any], namespace: str | None = None,
+              **kwargs: Any) -> dict[str, Any]:
+        del plural, name, namespace, kwargs
+        self.seen.append(("status", body["status"]))
+        return {}
+
+    def get(self, plural: str, name: str, namespace: str | None = None) -> dict[str, Any]:
+        from kubesim import client
+
+        raise client.NotFound(404, "NotFound", f"{plural} {namespace}/{name} not found")
+
+    def event(self, obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
+        del obj, type_
+        self.seen.append(("event", {"reason": reason, "message": message}))
+
+
+def test_the_pod_shows_its_containers_creating_before_any_failedmount_event(tmp_path: Path) -> None:
+    """E3: upstream's SyncPod sets the pod status (containers waiting in ContainerCreating) before it waits for
+    volumes. Events leave on a sender thread, so a FailedMount recorded before the first status could be read by a
+    client while the pod had no containerStatuses (the `KeyError: 'state'` the cluster test once hit)."""
+    from kubesim.kubelet import pods
+
+    fake = _StatusAndEvents()
+    ctx = pods.Context(
+        api=cast(Any, fake), event=fake.event, node="kubesim-worker", node_dir=tmp_path, host_ip="127.11.0.1",
+        allocator=podip.Allocator(1), launcher=cast(containers.Launcher, None),
+        registry=containers.Registry(tmp_path / "containers.json"), crash_backoff=backoff.Backoff(1, 8),
+        image_backoff=backoff.Backoff(1, 8), sandbox_mode="auto", fast_start=0.1, allocatable={})
+    pod = {"metadata": {"name": "badvol", "namespace": "ns1", "uid": "u-1"},
+           "spec": {"nodeName": "kubesim-worker", "volumes": [{"name": "v", "nfs": {"server": "x", "path": "/"}}],
+                    "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10",
+                                    "volumeMounts": [{"name": "v", "mountPath": "/v"}]}]}}
+    pods.PodWorker(ctx, pod, on_done=lambda uid: None).sync()
+    kinds = [kind for kind, _ in fake.seen]
+    assert "event" in kinds, fake.seen
+    first_event = fake.seen[kinds.index("event")][1]
+    assert first_event["reason"] == "FailedMount", fake.seen
+    statuses = [doc for kind, doc in fake.seen[:kinds.index("event")] if kind == "status"]
+    assert statuses, f"FailedMount was recorded before any pod status: {fake.seen}"
+    assert statuses[0]["phase"] == "Pending"
+    assert [c["state"] for c in statuses[0]["containerStatuses"]] == [{"waiting": {"reason": "ContainerCreating"}}]
 
 
 # ----- admission ---------------------------------------------------------------------------------
