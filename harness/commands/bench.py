@@ -17,6 +17,7 @@ from rich.console import Console
 SUITES: dict[str, str] = {
     "checkers": "harness.checkers.bench:run",
     "writer": "harness.workload.bench:run",
+    "formats": "harness.workload.bench:run_formats",
     "load": "harness.load.bench:run",
     "report": "harness.report.bench:run",
 }

@@ -35,6 +35,11 @@ def serve(
         typer.Option("--max-connections", help="connections served at once, more are answered 503 "
                      "[env WRITER_MAX_CONNECTIONS, 256]"),
     ] = None,
+    checkpoint_format: Annotated[
+        str | None,
+        typer.Option("--format", help="checkpoint format: raw, safetensors, torch-dcp, orbax, each library format also "
+                     "-hardened (docs/formats.md) [env WRITER_FORMAT, raw]"),
+    ] = None,
     unsafe_skip: Annotated[
         str | None,
         typer.Option(
@@ -52,7 +57,7 @@ def serve(
         cfg = config.writer_config(
             os.environ, data_dir, host=host, port=port, keep_last=keep_last, max_bytes=max_bytes,
             unsafe_skip=unsafe_skip, shard_workers=shard_workers, connection_timeout=connection_timeout,
-            max_connections=max_connections,
+            max_connections=max_connections, checkpoint_format=checkpoint_format,
         )
         code = serve_mod.serve(cfg, os.environ)
     except config.ConfigError as exc:

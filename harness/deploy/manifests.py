@@ -265,6 +265,7 @@ def _writer_env(spec: deploy_spec.DeploySpec) -> list[JsonValue]:
         value("KEEP_LAST", str(spec.writer.keep_last)),
         value("MAX_CHECKPOINT_BYTES", str(spec.writer.max_checkpoint_bytes)),
         value("LISTEN_PORT", str(spec.writer.listen_port)),
+        value("WRITER_FORMAT", spec.writer.checkpoint_format),
         # Bind the pod's own address: on the embedded cluster pods share the host network, each
         # with its own 127.x address; the writer adds loopback itself where the pod IP is not
         # loopback, so kubectl port-forward keeps working on kind.

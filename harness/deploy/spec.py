@@ -80,6 +80,8 @@ class WriterSettings:
     keep_last: int = 3
     max_checkpoint_bytes: int = 64 * 2**20
     listen_port: int = 8080
+    #: the checkpoint format the writer publishes (docs/formats.md): env WRITER_FORMAT
+    checkpoint_format: str = "raw"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,6 +161,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("keep_last", "--keep-last", "keepLast", "checkpoints each writer keeps (0 = all)"),
     Option("max_checkpoint_bytes", "--max-checkpoint-size", "maxCheckpointSize", "largest checkpoint, e.g. 64Mi"),
     Option("listen_port", "--port", "listenPort", "writer HTTP port"),
+    Option("checkpoint_format", "--format", "format",
+           "checkpoint format the writers publish: raw, safetensors, torch-dcp, orbax (each also -hardened)"),
 )
 OPTIONS_BY_KEY: dict[str, Option] = {option.key: option for option in OPTIONS}
 
@@ -213,6 +217,7 @@ def parse(raw: Mapping[str, str | None], *, source: Source = "cli", base: Deploy
     take(writer, "keep_last", _non_negative_int)
     take(writer, "max_checkpoint_bytes", quantity.parse_bytes)
     take(writer, "listen_port", _port)
+    take(writer, "checkpoint_format", _checkpoint_format)
     spec = dataclasses.replace(
         spec,
         resources=dataclasses.replace(spec.resources, **resources),  # type: ignore[arg-type]
@@ -328,6 +333,15 @@ def _choice(value: str, allowed: tuple[L, ...]) -> L:
         if value.lower() == candidate.lower():
             return candidate
     raise ValueError(f"{value!r} is not one of {', '.join(allowed)}")
+
+
+def _checkpoint_format(value: str) -> str:
+    # the writer's own list; its config module imports only the standard library
+    from harness.workload import config as writer_config
+
+    if value not in writer_config.CHECKPOINT_FORMATS:
+        raise ValueError(f"{value!r} is not one of {', '.join(writer_config.CHECKPOINT_FORMATS)}")
+    return value
 
 
 def _int(value: str) -> int:

@@ -3,8 +3,9 @@
 It is the reference for doing checkpoints right: every claim the harness verifies is judged
 against its contract in ``docs/durability.md``. Imports only the standard library, blake3 and
 :mod:`harness.facts` (import-linter keeps it free of cluster and load code), so the container
-image needs nothing else. Entry points: ``harness writer serve`` and the lean
-``python -m harness.workload serve`` (same flags, faster start).
+image needs nothing else; a library format (``--format``, docs/formats.md) imports its library
+(safetensors + numpy, torch, or jax + orbax) when it is chosen, never before. Entry points:
+``harness writer serve`` and the lean ``python -m harness.workload serve`` (same flags, faster start).
 
 Modules, one job each:
 
@@ -21,6 +22,9 @@ Modules, one job each:
 * ``app``       boot order and readiness;  ``serve``  the process (signals, drain, exit codes)
 * ``verify``    the offline verifier behind ``harness verify DIR --json`` (reads only)
 * ``bench``     ``harness writer bench`` / ``make bench``;  ``rss_probe``  its clean-RSS subprocess
+* ``formats``   library checkpoint formats (docs/formats.md): variants, detection, the shared steps;
+  ``fmt_safetensors``, ``fmt_dcp``, ``fmt_orbax`` each library's save and reader (imported only
+  when used);  ``tensors``  the seeded tensors a request becomes, and their digests
 
 NEGATIVE CONTROLS (tests only): ``--unsafe-skip=STEP[,STEP]`` or ``WRITER_UNSAFE_SKIP`` makes the
 writer skip publish-protocol steps — ``file-fsync``, ``flush``, ``tmpdir-fsync``,

@@ -30,12 +30,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--connection-timeout", type=float, help="seconds a connection may idle or take to send a request")
     p.add_argument("--max-connections", type=int, help="connections served at once; more get 503")
     p.add_argument("--unsafe-skip", help="NEGATIVE CONTROL ONLY: publish-protocol steps to skip")
+    p.add_argument("--format", dest="checkpoint_format",
+                   help=f"checkpoint format: {', '.join(config.CHECKPOINT_FORMATS)} [env {config.FORMAT_ENV}, raw]")
     args = parser.parse_args(argv)
     try:
         cfg = config.writer_config(
             os.environ, args.data_dir, host=args.host, port=args.port, keep_last=args.keep_last,
             max_bytes=args.max_bytes, unsafe_skip=args.unsafe_skip, shard_workers=args.shard_workers,
             connection_timeout=args.connection_timeout, max_connections=args.max_connections,
+            checkpoint_format=args.checkpoint_format,
         )
         return serve.serve(cfg, os.environ)
     except config.ConfigError as exc:

@@ -98,6 +98,7 @@ class WriterApp:
             log=self.log,
             disk=self.disk,
             shard_workers=self.cfg.shard_workers,
+            checkpoint_format=self.cfg.format,
         )
         self.boot_seconds = time.monotonic() - self.started
         self._set("ready", None)

@@ -15,6 +15,12 @@ Figures (each compared with a baseline measured moments before, in the same dire
   the two should be alike). Target: < 128 MiB for 1 GiB.
 
 Rounds alternate baseline and writer so a noisy disk hurts both alike; medians are reported.
+
+``harness bench formats``: each installed library format (docs/formats.md) against the raw
+writer — a 256 MiB checkpoint in 8 shards through the same in-process store, default and
+hardened variants, rounds alternating raw and format, the ratio the median of paired
+bandwidths (format / raw; above 1 means faster than the raw writer, which hashes and fsyncs
+every byte). Formats whose library is not installed are listed as such.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from harness.workload import app, config, events, recovery, server, store
+from harness.workload import app, config, events, formats, recovery, server, store
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -46,11 +52,12 @@ SLICES: Final = 8
 SLICE_SECONDS: Final = 0.2
 
 
-def _empty_store(ckdir: Path, keep_last: int) -> store.CheckpointStore:
+def _empty_store(ckdir: Path, keep_last: int,
+                 checkpoint_format: config.CheckpointFormat = "raw") -> store.CheckpointStore:
     ckdir.mkdir(exist_ok=True)
     return store.CheckpointStore(ckdir, ordinal=0, volume_id="bench", epoch=app.new_epoch(),
                                  recovered=recovery.RecoveryReport((), 0, 0, 0.0), keep_last=keep_last,
-                                 log=events.NullLog())
+                                 log=events.NullLog(), checkpoint_format=checkpoint_format)
 
 
 def raw_large(work: Path, nbytes: int = LARGE_BYTES) -> float:
@@ -73,8 +80,10 @@ def raw_large(work: Path, nbytes: int = LARGE_BYTES) -> float:
     return seconds
 
 
-def writer_large(work: Path, nbytes: int = LARGE_BYTES, shards: int = LARGE_SHARDS) -> float:
-    s = _empty_store(work / "ckpt-large", keep_last=0)
+def writer_large(work: Path, nbytes: int = LARGE_BYTES, shards: int = LARGE_SHARDS,
+                 checkpoint_format: config.CheckpointFormat = "raw") -> float:
+    """Seconds for one checkpoint through the in-process store, in ``checkpoint_format``."""
+    s = _empty_store(work / "ckpt-large", keep_last=0, checkpoint_format=checkpoint_format)
     started = time.perf_counter()
     s.publish(None, nbytes, shards)
     seconds = time.perf_counter() - started
@@ -266,8 +275,44 @@ def run(console: Console, base_dir: Path | None = None) -> None:
                   + ", ".join(f"{a:.0f}/{b:.0f}/{c:.0f}" for a, b, c in zip(raw_s, bare_s, wr_s, strict=True)))
 
 
+FORMAT_ROUNDS: Final = 3
+
+
+def run_formats(console: Console, base_dir: Path | None = None) -> None:
+    """Each installed library format's 256 MiB bandwidth against the raw writer's, same run, same dir."""
+    from rich.table import Table
+
+    table = Table("format", "library", "MB/s", "raw writer MB/s", "ratio (format / raw)")
+    work = Path(tempfile.mkdtemp(prefix="formats-bench-", dir=base_dir))
+    try:
+        console.print(f"measuring in {work}: {LARGE_BYTES // MIB} MiB / {LARGE_SHARDS} shards per checkpoint, "
+                      f"{FORMAT_ROUNDS} rounds alternating raw and format")
+        for fmt in config.CHECKPOINT_FORMATS:
+            if fmt == "raw":
+                continue
+            missing = config.missing_library(fmt)
+            if missing is not None:
+                table.add_row(fmt, "not installed", "", "", missing)
+                continue
+            library = formats.load(fmt) or ""
+            writer_large(work, 4096, 1, checkpoint_format=fmt)  # warm the library up (first-call costs)
+            raw_bw: list[float] = []
+            fmt_bw: list[float] = []
+            for _ in range(FORMAT_ROUNDS):
+                raw_bw.append(LARGE_BYTES / writer_large(work))
+                fmt_bw.append(LARGE_BYTES / writer_large(work, checkpoint_format=fmt))
+            ratio = statistics.median(f / r for f, r in zip(fmt_bw, raw_bw, strict=True))
+            console.print(f"{fmt}: MB/s raw/format " + ", ".join(f"{r / 1e6:.0f}/{f / 1e6:.0f}"
+                                                                   for r, f in zip(raw_bw, fmt_bw, strict=True)))
+            table.add_row(fmt, library, f"{statistics.median(fmt_bw) / 1e6:.0f}",
+                          f"{statistics.median(raw_bw) / 1e6:.0f}", f"{ratio:.2f}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    console.print(table)
+
+
 def _ok(passed: bool) -> str:
     return "[green]yes[/green]" if passed else "[red]NO[/red]"
 
 
-__all__ = ["run"]
+__all__ = ["run", "run_formats"]

@@ -7,6 +7,7 @@ developer or a test the flags.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import math
 import re
 from collections.abc import Mapping
@@ -36,6 +37,25 @@ MAX_CONNECTIONS_ENV: Final = "WRITER_MAX_CONNECTIONS"
 ProtocolStep = Literal["file-fsync", "flush", "tmpdir-fsync", "parent-fsync", "atomic-rename"]
 PROTOCOL_STEPS: Final[tuple[ProtocolStep, ...]] = get_args(ProtocolStep)
 UNSAFE_SKIP_ENV: Final = "WRITER_UNSAFE_SKIP"
+
+#: How a checkpoint is written (docs/formats.md). ``raw`` is the writer's own publish protocol;
+#: the others write seeded tensors through a checkpoint library. The plain name publishes
+#: exactly as the library does by default (into the final name, with only the library's own
+#: fsyncs and renames); ``-hardened`` lets the library write into a temp dir and adds what it
+#: leaves out (every file and directory fsynced, atomic rename, parent fsync).
+CheckpointFormat = Literal[
+    "raw", "safetensors", "safetensors-hardened", "torch-dcp", "torch-dcp-hardened", "orbax", "orbax-hardened",
+]
+CHECKPOINT_FORMATS: Final[tuple[CheckpointFormat, ...]] = get_args(CheckpointFormat)
+FORMAT_ENV: Final = "WRITER_FORMAT"
+DEFAULT_FORMAT: Final[CheckpointFormat] = "raw"
+#: what each library format needs importable, and the one line that says how to get it
+FORMAT_NEEDS: Final[dict[str, tuple[tuple[str, ...], str]]] = {
+    "safetensors": (("safetensors", "numpy"), "pip install safetensors numpy (in the default install)"),
+    "torch-dcp": (("torch", "numpy"), "pip install 'ckpt-chaos-harness[torch]' (torch==2.13.0, CPU)"),
+    "orbax": (("jax", "orbax.checkpoint", "numpy"),
+              "pip install 'ckpt-chaos-harness[orbax]' (jax, jaxlib, orbax-checkpoint)"),
+}
 
 #: ASCII digits only, and few: ``\d`` and str.isdigit() also accept digits int() refuses ('²')
 #: or read as another script's number, and int() refuses more than 4300 digits with a ValueError
@@ -70,6 +90,7 @@ class WriterConfig:
     shard_workers: int = 4
     connection_timeout: float = DEFAULT_CONNECTION_TIMEOUT
     max_connections: int = DEFAULT_MAX_CONNECTIONS
+    format: CheckpointFormat = DEFAULT_FORMAT
 
 
 def pod_identity_from_env(env: Mapping[str, str]) -> PodIdentity:
@@ -106,6 +127,40 @@ def parse_unsafe_skip(raw: str) -> frozenset[ProtocolStep]:
             raise ConfigError(f"unknown protocol step {part!r} to skip; known: {', '.join(PROTOCOL_STEPS)}")
         steps.add(part)
     return frozenset(steps)
+
+
+def base_format(fmt: CheckpointFormat) -> str:
+    """The library family of a format: ``torch-dcp-hardened`` -> ``torch-dcp``."""
+    return fmt.removesuffix("-hardened")
+
+
+def missing_library(fmt: CheckpointFormat) -> str | None:
+    """One line naming what ``fmt`` needs and is not installed, or None. Looks the modules up
+    without importing them (torch and jax take seconds to import)."""
+    needs = FORMAT_NEEDS.get(base_format(fmt))
+    if needs is None:
+        return None
+    modules, how = needs
+    for module in modules:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            return f"format {fmt} needs the Python module {module!r}, which is not installed: {how}"
+    return None
+
+
+def parse_format(raw: str) -> CheckpointFormat:
+    """A format name from a flag or the environment; unknown or not installed: ConfigError."""
+    name = raw.strip() or DEFAULT_FORMAT
+    for known in CHECKPOINT_FORMATS:
+        if name == known:
+            problem = missing_library(known)
+            if problem is not None:
+                raise ConfigError(problem)
+            return known
+    raise ConfigError(f"unknown checkpoint format {name[:40]!r}; known: {', '.join(CHECKPOINT_FORMATS)}")
 
 
 def env_int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
@@ -146,6 +201,7 @@ def writer_config(
     shard_workers: int = 4,
     connection_timeout: float | None = None,
     max_connections: int | None = None,
+    checkpoint_format: str | None = None,
 ) -> WriterConfig:
     """Flags (non-None arguments) override the environment, which overrides the defaults."""
     cfg = WriterConfig(
@@ -160,6 +216,7 @@ def writer_config(
         else env_float(env, CONNECTION_TIMEOUT_ENV, DEFAULT_CONNECTION_TIMEOUT),
         max_connections=max_connections if max_connections is not None
         else env_int(env, MAX_CONNECTIONS_ENV, DEFAULT_MAX_CONNECTIONS),
+        format=parse_format(checkpoint_format if checkpoint_format is not None else env.get(FORMAT_ENV, "")),
     )
     if cfg.keep_last < 0:
         raise ConfigError(f"keep-last {cfg.keep_last} must be >= 0 (0 keeps every checkpoint)")
@@ -173,4 +230,7 @@ def writer_config(
         raise ConfigError(f"connection timeout {cfg.connection_timeout} must be > 0 seconds")
     if cfg.max_connections < 1:
         raise ConfigError(f"max connections {cfg.max_connections} must be >= 1")
+    if cfg.unsafe_skip and cfg.format != "raw":
+        raise ConfigError(f"--unsafe-skip applies to the raw format only, not {cfg.format} (a library format's default "
+                          "variant already publishes exactly as its library does)")
     return cfg

@@ -8,6 +8,9 @@ Volume layout (the data dir is the PVC's mount point)::
         shard-00000.bin ...              the shards
         MANIFEST.json                    written last; names, sizes and digests of the shards
     <data>/checkpoints/.tmp-<step>-<hex> in-progress writes and retention's trash
+    <data>/checkpoints/*.orbax-checkpoint-tmp  Orbax's own in-progress writes (format orbax)
+
+Library formats (docs/formats.md) put what their library writes under the same final names.
 
 Checkpoints live in a sub-folder rather than the volume root so the root stays free for the
 stamp and for what a fresh filesystem already holds (``lost+found`` on ext4), and so a
@@ -25,6 +28,9 @@ STAMP_TEMP_PREFIX: Final = ".identity.json.tmp-"
 CHECKPOINTS_DIR: Final = "checkpoints"
 MANIFEST_NAME: Final = "MANIFEST.json"
 TEMP_PREFIX: Final = ".tmp-"
+#: Orbax's own temporary directory (orbax.checkpoint ``atomicity.TMP_DIR_SUFFIX``): the orbax format
+#: publishes ``step-%012d.orbax-checkpoint-tmp`` by renaming it; never acknowledged under that name
+LIBRARY_TEMP_MARKS: Final = (".orbax-checkpoint-tmp",)
 #: entries a freshly formatted volume may already hold; they do not make it "non-empty"
 FRESH_VOLUME_ENTRIES: Final = frozenset({"lost+found"})
 
@@ -65,7 +71,7 @@ def temp_name(step: int, token: str, purpose: str = "") -> str:
 
 
 def is_temp_name(name: str) -> bool:
-    return name.startswith(TEMP_PREFIX)
+    return name.startswith(TEMP_PREFIX) or any(mark in name for mark in LIBRARY_TEMP_MARKS)
 
 
 def shard_name(index: int) -> str:

@@ -1,6 +1,7 @@
 """``harness writer serve``: the process that runs in every pod.
 
-Order of events: refuse a missing or read-only data dir (one line, exit 2); bind and log
+Order of events: refuse a missing or read-only data dir (one line, exit 2); import the
+checkpoint format's library (torch, jax: seconds; one line and exit 2 when it fails); bind and log
 ``listening`` with the real port (port 0 picks a free one); boot in the background (identity,
 then recovery, then ``ready``); on SIGTERM/SIGINT stop accepting, let in-flight checkpoints
 finish (they were promised an answer) and exit 0.
@@ -16,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
-from harness.workload import app, config, events, fsutil, server, stopsignal
+from harness.workload import app, config, events, formats, fsutil, server, stopsignal
 
 #: Kubernetes' default grace period is 30 s; finish in-flight writes well inside it
 DRAIN_SECONDS: Final = 20.0
@@ -42,6 +43,10 @@ def serve(
     log = log if log is not None else events.EventLog()
     pod = config.pod_identity_from_env(env)
     check_data_dir(cfg.data_dir)
+    try:  # before anything is written: a format whose library does not import is a bad setting
+        library = formats.load(cfg.format)
+    except ImportError as exc:
+        raise config.ConfigError(str(exc)) from None
     writer = app.WriterApp(cfg, pod, log, disk)
     if cfg.unsafe_skip:
         log.event(
@@ -61,6 +66,7 @@ def serve(
         log.event(
             "listening", host=str(host), port=int(port), ordinal=pod.ordinal, pod=pod.pod, epoch=writer.epoch,
             data_dir=str(cfg.data_dir), keep_last=cfg.keep_last, max_bytes=cfg.max_bytes, pid=os.getpid(),
+            format=cfg.format, library=library,
             pod_identity=dataclasses.asdict(pod),
         )
         http_thread = server.start(httpd)

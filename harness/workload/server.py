@@ -282,6 +282,7 @@ class WriterHandler(http.server.BaseHTTPRequestHandler):
             "recovery_seconds": self.writer.recovery.seconds if self.writer.recovery else None,
             "boot_seconds": self.writer.boot_seconds,
             "unsafe_skip": sorted(self.writer.cfg.unsafe_skip),
+            "format": self.writer.cfg.format,
         }
         self._send(200 if r.ready else 503, body)
 
@@ -297,6 +298,7 @@ class WriterHandler(http.server.BaseHTTPRequestHandler):
             "expected": dataclasses.asdict(result.expected),
             "epoch": self.writer.epoch,
             "unsafe_skip": sorted(self.writer.cfg.unsafe_skip),
+            "format": self.writer.cfg.format,
         }
         if not result.ok:
             body["error"] = result.problem

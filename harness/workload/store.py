@@ -47,6 +47,12 @@ Steps: an explicit step must exceed every published or reserved step and be at m
 :data:`STEP_WINDOW` above it, so one request cannot push the next automatic step past
 :data:`layout.MAX_STEP` and make every later step-less POST a 409, across restarts too.
 
+Library formats (``checkpoint_format``, docs/formats.md): the library saves (:mod:`formats`) —
+the default variant straight into the final name with nothing of ours around it, so an error
+mid-save is indeterminate (520: the library may have left part of it there); the hardened one
+into a temp dir that is then fsynced throughout, renamed and its parent fsynced like steps 4-6
+above. A request the format cannot express (:mod:`tensors`) is a 400 before a step is reserved.
+
 Concurrency: step reservation is one short critical section; shards of large checkpoints are
 written in parallel on a shared thread pool; different checkpoints proceed concurrently.
 """
@@ -66,7 +72,7 @@ from typing import Final
 
 import blake3
 
-from harness.workload import config, events, fsutil, layout, manifest, payload, recovery, validate
+from harness.workload import config, events, formats, fsutil, layout, manifest, payload, recovery, tensors, validate
 
 #: HTTP status for "the checkpoint may or may not be published" (outside the writer contract's
 #: list of definite failures, so a client records the op as indeterminate)
@@ -151,8 +157,13 @@ class CheckpointStore:
         disk: fsutil.Disk | None = None,
         shard_workers: int = 4,
         chunk_bytes: int = payload.CHUNK_BYTES,
+        checkpoint_format: config.CheckpointFormat = config.DEFAULT_FORMAT,
     ) -> None:
         self.ckdir = ckdir
+        self.checkpoint_format = checkpoint_format
+        family = formats.family(checkpoint_format)
+        #: the library module (imported now: ImportError names what is missing)
+        self._library = formats.library(family) if family is not None else None
         self.ordinal = ordinal
         self.volume_id = volume_id
         self.epoch = epoch
@@ -263,8 +274,14 @@ class CheckpointStore:
             return step
 
     def publish(self, step: int | None, nbytes: int, shards: int, request_id: str | None = None) -> Published:
+        try:
+            layers = tensors.plan(nbytes, shards) if self._library is not None else ()
+        except tensors.PlanError as exc:
+            raise PublishError(400, f"{exc}; nothing was published") from None
         step = self.reserve(step)
         try:
+            if self._library is not None:
+                return self._publish_library(self._library, step, layers, request_id)
             return self._publish(step, nbytes, shards, request_id)
         finally:
             with self._lock:
@@ -323,6 +340,59 @@ class CheckpointStore:
         self._log.event(
             "checkpoint.published", step=step, bytes=nbytes, shards=shards, digest=digest,
             request_id=request_id, seconds=round(time.monotonic() - started, 6),
+        )
+        return Published(self.ordinal, step, digest, nbytes, self.epoch, durable_at, request_id)
+
+    def _publish_library(self, lib: formats.Library, step: int, layers: tuple[tensors.Layer, ...],
+                         request_id: str | None) -> Published:
+        """A library format (docs/formats.md): the library saves; the default variant into the
+        final name with nothing around it, the hardened one into a temp dir that is then fsynced
+        throughout, renamed and made durable like a raw checkpoint."""
+        started = time.monotonic()
+        fmt = self.checkpoint_format
+        hardened = formats.is_hardened(fmt)
+        final = self.ckdir / layout.final_name(step)
+        work = self.ckdir / layout.temp_name(step, secrets.token_hex(4)) if hardened else final
+        stamp = formats.Stamp(step, self.ordinal, self.epoch, self.volume_id, time.time(), request_id)
+        nbytes = sum(layer.nbytes for layer in layers)
+        try:
+            m = lib.save(work, fmt, layers, stamp, self._disk)
+            if hardened:
+                formats.fsync_tree(work, self._disk)
+                self._disk.rename_noreplace(work, final)
+        except (OSError, formats.LibraryError) as exc:
+            cause = exc if isinstance(exc, OSError) else exc.cause
+            status = 507 if cause is not None and cause.errno in _NO_SPACE else 500
+            what = "no space left on the volume" if status == 507 else f"{fmt} save failed: {exc}"
+            if hardened:  # nothing is under the final name: definitely not published
+                self._disk.remove_tree(work)
+                self._log.event("checkpoint.failed", step=step, status=status, error=str(exc), published=False)
+                raise PublishError(status, f"step {step}: {what}; nothing was published") from exc
+            # the library wrote under the final name and stopped somewhere: whatever it left is
+            # there (as a trainer's failed save leaves it), so the outcome is not ours to promise
+            self._log.event("checkpoint.indeterminate", step=step, error=str(exc), left_under_final_name=True)
+            raise PublishError(INDETERMINATE_STATUS, f"step {step}: {what}; the library may have left part of it "
+                                                     "under the final name", published=None) from exc
+        if hardened:
+            try:
+                self._disk.fsync_dir(self.ckdir)
+            except OSError as exc:
+                hidden = self._unpublish(final, step)
+                self._log.event("checkpoint.indeterminate", step=step, error=str(exc), moved_out_of_sight=hidden)
+                raise PublishError(
+                    INDETERMINATE_STATUS,
+                    f"step {step}: parent directory fsync failed after the rename ({exc}); durability unknown",
+                    published=None,
+                ) from exc
+        durable_at = time.time()
+        digest = m.digest()
+        with self._lock:
+            self._catalog[step] = recovery.Entry(step, final.name, True, "written", digest, request_id, nbytes)
+        if self.keep_last:
+            self._reap_wanted.set()
+        self._log.event(
+            "checkpoint.published", step=step, bytes=nbytes, shards=len(layers), digest=digest,
+            request_id=request_id, format=fmt, seconds=round(time.monotonic() - started, 6),
         )
         return Published(self.ordinal, step, digest, nbytes, self.epoch, durable_at, request_id)
 

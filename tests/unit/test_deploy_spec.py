@@ -51,6 +51,7 @@ def test_every_option_changes_the_field_it_names() -> None:
         "keep_last": "0",
         "max_checkpoint_bytes": "8Mi",
         "listen_port": "9090",
+        "checkpoint_format": "torch-dcp-hardened",
     }
     parsed = spec.parse(raw)
     assert parsed == spec.DeploySpec(
@@ -72,7 +73,8 @@ def test_every_option_changes_the_field_it_names() -> None:
         termination_grace_seconds=7,
         pdb=spec.Pdb(min_available="50%", max_unavailable=None),
         resources=spec.Resources(cpu_request="100m", memory_request=None, cpu_limit="2", memory_limit="1Gi"),
-        writer=spec.WriterSettings(keep_last=0, max_checkpoint_bytes=8 * 2**20, listen_port=9090),
+        writer=spec.WriterSettings(keep_last=0, max_checkpoint_bytes=8 * 2**20, listen_port=9090,
+                                   checkpoint_format="torch-dcp-hardened"),
     )
     # Every option in the table was exercised here or in the PDB tests below.
     assert set(raw) | {"pdb", "pdb_max_unavailable"} == set(spec.OPTIONS_BY_KEY)
