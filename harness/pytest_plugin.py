@@ -1,12 +1,16 @@
 """The harness's pytest plugin: run-wide options, the seed, the session's cluster.
 
 Every option has an ini twin so a project can pin it in ``pyproject.toml`` (and an environment
-twin: ``HARNESS_CLUSTER``, ``HARNESS_KUBECONFIG``, ``HARNESS_CONTEXT``); precedence is marker >
+twin: ``HARNESS_CLUSTER``, ``HARNESS_KUBECONFIG``, ``HARNESS_CONTEXT``, ``HARNESS_KIND_PATH``,
+``HARNESS_KIND_CLUSTER``); precedence is marker >
 command line > environment > ini > default (harness.settings). The seed is printed in the header
 and kept in ``reports/.last-seed`` so ``--seed=last`` replays a run.
 
-The kubeconfig option is ``--harness-kubeconfig``, not ``--kubeconfig``: pytest-kind registers
-``--kubeconfig`` and the two would clash the day it is installed.
+The kubeconfig option is ``--harness-kubeconfig``, not ``--kubeconfig``: pytest-kind (installed:
+``--cluster kind`` runs through it) registers ``--kubeconfig``. Its other options are reused for
+``--cluster kind``: ``--cluster-name`` (the kind cluster; ini twin ``harness_kind_cluster``),
+``--keep-cluster`` (leave a cluster this session created) and ``--kind-bin`` (an alias of our
+``--kind-path``; kind is never downloaded).
 
 Heavy imports (the kubernetes client, the clusters) happen inside the ``cluster`` fixture, so
 loading this plugin costs the unit tests nothing.
@@ -71,6 +75,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini("harness_context", "default for --harness-context", default="")
     group.addoption(
+        "--kind-path",
+        dest="harness_kind_path",
+        default=None,
+        metavar="PATH",
+        help=f"the kind binary for --cluster kind (default: kind on PATH, never downloaded; "
+        f"env {settings.ENV_KIND_PATH})",
+    )
+    parser.addini("harness_kind_path", "default for --kind-path", default="")
+    parser.addini("harness_kind_cluster", f"default for pytest-kind's --cluster-name with --cluster kind "
+                  f"(default {settings.DEFAULT_KIND_CLUSTER}; env {settings.ENV_KIND_CLUSTER})", default="")
+    group.addoption(
         "--soak-duration",
         dest="harness_soak_duration",
         default=None,
@@ -117,14 +132,21 @@ def _resolve_seed(config: pytest.Config) -> int:
     return random.SystemRandom().randrange(2**32)
 
 
+#: pytest-kind's default for --cluster-name: not a choice the user made, so our default applies
+PYTEST_KIND_DEFAULT_NAME = "pytest-kind"
+
+
 def _resolve_cluster(config: pytest.Config) -> settings.ClusterSettings:
-    names = ("cluster", "kubeconfig", "context")
+    names = ("cluster", "kubeconfig", "context", "kind_path")
+    cli: dict[str, str | None] = {n: config.getoption(f"harness_{n}") for n in names}
+    cli["kind_path"] = cli["kind_path"] or config.getoption("kind_bin", default=None)
+    kind_name = config.getoption("cluster_name", default=None)
+    cli["kind_name"] = kind_name if kind_name != PYTEST_KIND_DEFAULT_NAME else None
+    ini = {n: str(config.getini(f"harness_{n}") or "") or None for n in names}
+    ini["kind_name"] = str(config.getini("harness_kind_cluster") or "") or None
     try:
-        return settings.cluster_settings(
-            cli={n: config.getoption(f"harness_{n}") for n in names},
-            env=os.environ,
-            ini={n: str(config.getini(f"harness_{n}") or "") or None for n in names},
-        )
+        return settings.cluster_settings(cli=cli, env=os.environ, ini=ini,
+                                         keep_cluster=bool(config.getoption("keep_cluster", default=False)))
     except settings.SettingsError as exc:
         raise pytest.UsageError(str(exc)) from None
 
@@ -235,6 +257,9 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     where: str = chosen.kind
     if chosen.kind == "existing":
         where += f" (kubeconfig {chosen.kubeconfig or 'default'}, context {chosen.context or 'current'})"
+    elif chosen.kind == "kind":
+        where += (f" (cluster {chosen.kind_name}, kind {chosen.kind_path or 'from PATH'}"
+                  f"{', kept at the end' if chosen.keep_cluster else ''})")
     return [
         f"harness seed: {config.stash[SEED_KEY]} (replay with --seed={config.stash[SEED_KEY]})",
         f"harness cluster: {where} (from {chosen.sources.get('cluster', 'default')})",
@@ -340,8 +365,9 @@ def run_scenario(
     """``run_scenario(SCENARIO)``: run a scenario on the session's cluster (or as local processes)
     and fail the test unless every checker but ``perf`` says valid.
 
-    A scenario needing a capability the cluster lacks is skipped naming it, never passed; a
-    scenario that cannot run as written fails with one line.
+    A scenario needing a capability the cluster lacks, or an API verb the cluster's authorization
+    denies (harness.clusters.access), is skipped naming it, never passed; a scenario that cannot
+    run as written fails with one line.
     """
     from harness.scenario import model, on_cluster, on_processes, runner
 
@@ -357,6 +383,11 @@ def run_scenario(
             if missing:
                 pytest.skip(f"the {cluster.kind} cluster cannot do {', '.join(missing)} "
                             f"(it offers: {', '.join(sorted(cluster.capabilities)) or 'none'})")
+            from harness.clusters import access as cluster_access
+
+            denied = cluster_access.refused(cluster, [fault.nemesis for fault in scn.faults.values()])
+            if denied is not None:
+                pytest.skip(denied)
             kind: str = cluster.kind
 
             def make(run_dir: Path) -> system_mod.System:

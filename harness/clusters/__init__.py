@@ -1,6 +1,7 @@
 """harness.clusters: where scenarios run.
 
-base (the Cluster protocol, capabilities, errors), embedded (kubesim through its CLI), existing
-(a kubeconfig + context), factory (settings -> cluster). A kind.py (pytest-kind) fits the same
-protocol: create/delete in start/stop, kubeconfig from KindCluster, reach "port-forward".
+base (the Cluster protocol, capabilities, errors), embedded (kubesim through its CLI), kind
+(created or reused through pytest-kind; node crash and container kill through Docker and the
+node's runtime), existing (a kubeconfig + context), access (what the cluster's authorization
+lets a scenario do), factory (settings -> cluster).
 """

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from harness import settings
 
@@ -43,15 +44,53 @@ def test_marker_layer_wins_over_every_other() -> None:
 
 
 def test_unknown_cluster_names_the_option_it_came_from() -> None:
-    with pytest.raises(settings.SettingsError, match=r"^HARNESS_CLUSTER='kubeadm' is not one of embedded, existing$"):
+    with pytest.raises(settings.SettingsError,
+                       match=r"^HARNESS_CLUSTER='kubeadm' is not one of embedded, kind, existing$"):
         resolve(env={settings.ENV_CLUSTER: "kubeadm"})
     with pytest.raises(settings.SettingsError, match=r"^--cluster='x' is not one of"):
         resolve(cli={"cluster": "x"})
 
 
-def test_kind_cluster_is_refused_with_the_way_around_it() -> None:
-    with pytest.raises(settings.SettingsError, match=r"pytest-kind, which is not installed.*existing"):
-        resolve(cli={"cluster": "kind"})
+def test_kind_cluster_defaults_to_the_config_files_cluster_and_kind_on_path() -> None:
+    chosen = resolve(cli={"cluster": "kind"})
+    assert (chosen.kind, chosen.kind_name, chosen.kind_path, chosen.keep_cluster) == ("kind", "ckpt-chaos", None, False)
+    config = yaml.safe_load((Path(__file__).resolve().parents[2] / "infra" / "kind" / "cluster.yaml").read_text())
+    assert config["name"] == settings.DEFAULT_KIND_CLUSTER, "make cluster-up and --cluster kind must mean one cluster"
+
+
+def test_kind_path_and_cluster_name_follow_the_precedence(tmp_path: Path) -> None:
+    kind = tmp_path / "kind"
+    kind.write_text("#!/bin/sh\n")
+    kind.chmod(0o755)
+    chosen = resolve(env={settings.ENV_CLUSTER: "kind", settings.ENV_KIND_PATH: str(kind),
+                          settings.ENV_KIND_CLUSTER: "from-env"}, ini={"kind_name": "from-ini"})
+    assert (chosen.kind_path, chosen.kind_name) == (kind, "from-env")
+    assert (chosen.sources["kind_path"], chosen.sources["kind_name"]) == ("env", "env")
+    assert resolve(cli={"cluster": "kind", "kind_name": "cli"}, ini={"kind_name": "ini"}).kind_name == "cli"
+    assert settings.cluster_settings(cli={"cluster": "kind"}, env={}, ini={}, keep_cluster=True).keep_cluster
+
+
+def test_a_kind_binary_that_cannot_run_is_one_line_naming_the_option(tmp_path: Path) -> None:
+    with pytest.raises(settings.SettingsError, match=r"^--kind-path=.*nope: no such file; pass the path of the kind"):
+        resolve(cli={"cluster": "kind", "kind_path": str(tmp_path / "nope")})
+    plain = tmp_path / "kind"
+    plain.write_text("")
+    with pytest.raises(settings.SettingsError, match=r"^HARNESS_KIND_PATH=.*kind is not executable"):
+        resolve(env={settings.ENV_CLUSTER: "kind", settings.ENV_KIND_PATH: str(plain)})
+
+
+def test_a_cluster_name_kind_would_refuse_is_refused_first() -> None:
+    with pytest.raises(settings.SettingsError, match=r"^--cluster-name='Ckpt_Chaos' is not a kind cluster name"):
+        resolve(cli={"cluster": "kind", "kind_name": "Ckpt_Chaos"})
+
+
+def test_options_of_one_cluster_kind_are_refused_with_another() -> None:
+    with pytest.raises(settings.SettingsError, match=r"^--kind-path only applies to --cluster kind"):
+        resolve(cli={"kind_path": "/usr/bin/kind"})
+    with pytest.raises(settings.SettingsError,
+                       match=r"^--harness-kubeconfig only applies to --cluster existing \(kind"):
+        resolve(cli={"cluster": "kind", "kubeconfig": "/tmp/x"})
+    assert resolve(cli={"cluster": "existing"}, env={settings.ENV_KIND_PATH: "/nope"}).kind_path is None
 
 
 def test_kubeconfig_on_the_command_line_with_the_embedded_cluster_is_refused() -> None:

@@ -12,7 +12,7 @@ def test_plugin_turns_a_bad_cluster_option_into_a_usage_error(pytester: pytest.P
     pytester.makepyfile("def test_nothing():\n    pass\n")
     result = pytester.runpytest_subprocess("--cluster", "bogus", "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["ERROR: --cluster='bogus' is not one of embedded, existing"])
+    result.stderr.fnmatch_lines(["ERROR: --cluster='bogus' is not one of embedded, kind, existing"])
 
 
 def test_plugin_header_names_the_cluster_and_its_source(pytester: pytest.Pytester) -> None:
@@ -92,3 +92,23 @@ def test_an_interrupted_session_never_overwrites_the_last_html_report(pytester: 
     assert stopped.ret == pytest.ExitCode.INTERRUPTED
     assert (pytester.path / "out" / "scenarios.html").read_text() == good
     stopped.stdout.fnmatch_lines(["*session interrupted: out/scenarios.html keeps the last complete report*"])
+
+
+def test_kind_takes_pytest_kinds_own_options(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest('pytest_plugins = ["harness.pytest_plugin"]')
+    kind = pytester.path / "kind"
+    kind.write_text("#!/bin/sh\n")
+    kind.chmod(0o755)
+    pytester.makepyfile("def test_nothing(cluster_settings):\n    assert cluster_settings.kind == 'kind'\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--cluster", "kind", "--cluster-name", "mine",
+                                           "--kind-bin", str(kind), "--keep-cluster")
+    result.stdout.fnmatch_lines([f"harness cluster: kind (cluster mine, kind {kind}, kept at the end) (from cli)"])
+    assert result.ret == 0
+
+
+def test_pytest_kinds_default_cluster_name_is_not_a_choice(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest('pytest_plugins = ["harness.pytest_plugin"]')
+    pytester.makeini("[pytest]\nharness_kind_cluster = from-ini\n")
+    pytester.makepyfile("def test_nothing():\n    pass\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--cluster", "kind")
+    result.stdout.fnmatch_lines(["harness cluster: kind (cluster from-ini, kind from PATH) (from cli)"])
