@@ -35,6 +35,7 @@ test: lint typecheck imports unit
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check harness kubesim tests scenarios infra conftest.py
+	$(VENV)/bin/actionlint -shellcheck=$(VENV)/bin/shellcheck .github/workflows/*.yml
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
@@ -42,9 +43,10 @@ typecheck: $(STAMP)
 imports: $(STAMP)
 	$(VENV)/bin/lint-imports
 
-# pytest exits 5 when it collected nothing: that is a broken suite, never a pass.
+# pytest exits 5 when it collected nothing: that is a broken suite, never a pass. The slowest 15
+# tests are printed at the end of every run, so the suite's growth stays visible.
 unit: $(STAMP) fuse
-	$(PY) -m pytest tests; rc=$$?; \
+	$(PY) -m pytest tests --durations=15; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: treating as failure" >&2; exit 1; fi; \
 	exit $$rc
 
