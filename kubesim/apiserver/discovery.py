@@ -6,21 +6,22 @@ v=v2;as=APIGroupDiscoveryList, ..., application/json``); answering with the lega
 (``discovery_client.go``: the response content type decides the format), which is what an
 older apiserver does. Everything here is derived from :mod:`kubesim.apiserver.resources`.
 
-OpenAPI: see :mod:`kubesim.apiserver.openapi` (a minimal v3 discovery; no v2).
+OpenAPI: see :mod:`kubesim.apiserver.openapi` (v3 per group/version with schemas, and v2).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from kubesim import version as kubesim_version
 from kubesim.apiserver import resources, store
 
-KUBERNETES_VERSION = (1, 37, 0)
-"""Matches the kubectl wheel's minor version so kubectl prints no version-skew warning."""
+KUBERNETES_VERSION = kubesim_version.KUBERNETES_VERSION
+"""Matches the kubectl wheel's minor version so kubectl prints no version-skew warning (:mod:`kubesim.version`)."""
 
 
 def version() -> bytes:
-    major, minor, patch = KUBERNETES_VERSION
+    major, minor, _patch = KUBERNETES_VERSION
     return store.dumps({
         "major": str(major),
         "minor": str(minor),
@@ -28,7 +29,7 @@ def version() -> bytes:
         "emulationMinor": str(minor),
         "minCompatibilityMajor": str(major),
         "minCompatibilityMinor": str(minor - 1),
-        "gitVersion": f"v{major}.{minor}.{patch}-kubesim",
+        "gitVersion": kubesim_version.GIT_VERSION,  # = every node's kubeletVersion
         "gitCommit": "0000000000000000000000000000000000000000",
         "gitTreeState": "clean",
         "buildDate": "2026-01-01T00:00:00Z",

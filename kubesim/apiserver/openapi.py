@@ -1,27 +1,31 @@
-"""A minimal OpenAPI v3 discovery so ``kubectl apply -f`` / ``create -f`` work without flags.
+"""OpenAPI discovery: ``/openapi/v3`` (one document per group/version) and ``/openapi/v2``.
 
-kubectl validates manifests before sending them: if the server's OpenAPI v3 document shows the
-``fieldValidation`` query parameter on the resource's PATCH operation (matched through
-``x-kubernetes-group-version-kind``), kubectl leaves validation to the server and sends
-``?fieldValidation=Strict``; otherwise it downloads full schemas to validate client-side
-(``k8s.io/cli-runtime/pkg/resource/query_param_verifier_v3.go``). kubesim has no schemas, so it
-serves only that part: ``/openapi/v3`` lists one document per group/version, and each document
-holds the object paths with a PATCH operation, its GVK and the parameter.
+Each ``/openapi/v3/<group-version>`` document holds the operations of the served resources
+(:mod:`kubesim.apiserver.openapi_paths`) and the schemas of their kinds, taken from the
+Kubernetes release kubesim emulates (:mod:`kubesim.apiserver.openapi_schemas`). What clients do
+with them, as against a real apiserver:
 
-What this does not give: ``kubectl explain`` (no schemas). Unknown fields are still refused
-server-side (:mod:`kubesim.apiserver.fieldcheck`), as kubectl expects once it sends
-``fieldValidation=Strict``. The documents carry no
-``requestBody`` schema, so ``kubectl apply`` computes its strategic merge patches from the
-types compiled into kubectl, as it does for any server without OpenAPI.
+* ``kubectl apply -f`` / ``create -f`` find the ``fieldValidation`` parameter on the kind's PATCH
+  operation (matched through ``x-kubernetes-group-version-kind``) and leave validation to the
+  server, sending ``?fieldValidation=Strict`` (``k8s.io/cli-runtime/pkg/resource/
+  query_param_verifier_v3.go``); unknown fields are then refused server-side
+  (:mod:`kubesim.apiserver.fieldcheck`).
+* ``kubectl apply`` computes strategic merge patches from the schemas' patch strategies and merge
+  keys, since the PATCH operations accept ``application/strategic-merge-patch+json``.
+* ``kubectl explain`` prints the schemas.
+
+``/openapi/v2`` (:mod:`kubesim.apiserver.openapi_v2`) is the fallback kubectl consults when a
+group/version's v3 document lacks the kind: for a kind kubesim does not serve (``Deployment``)
+``kubectl apply`` then reports upstream's ``no matches for kind "Deployment" in version
+"apps/v1"``.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
-from typing import Any
 
-from kubesim.apiserver import discovery, resources, store
+from kubesim.apiserver import openapi_paths, resources, store
 
 
 def _gv_path(group: str, version: str) -> str:
@@ -30,30 +34,11 @@ def _gv_path(group: str, version: str) -> str:
 
 @functools.cache
 def group_version_doc(path: str) -> bytes | None:
-    """The document for ``api/v1`` or ``apis/<group>/<version>``; None if not served."""
-    paths: dict[str, Any] = {}
-    for res in resources.RESOURCES:
-        if _gv_path(res.group, res.version) != path:
-            continue
-        scope = "/namespaces/{namespace}" if res.namespaced else ""
-        gvk = {"group": res.group, "version": res.version, "kind": res.kind}
-        paths[f"/{path}{scope}/{res.plural}/{{name}}"] = {
-            "patch": {
-                "operationId": f"patch{res.kind}",
-                "x-kubernetes-action": "patch",
-                "x-kubernetes-group-version-kind": gvk,
-                "parameters": [
-                    {"name": "fieldManager", "in": "query", "schema": {"type": "string", "uniqueItems": True}},
-                    {"name": "fieldValidation", "in": "query", "schema": {"type": "string", "uniqueItems": True}},
-                ],
-                "responses": {"200": {"description": "OK"}},
-            },
-        }
-    if not paths:
-        return None
-    major, minor, patch = discovery.KUBERNETES_VERSION
-    return store.dumps({"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": f"v{major}.{minor}.{patch}"},
-                        "paths": paths})
+    """The document for ``api/v1`` or ``apis/<group>/<version>``; None if not served (built once, then cached)."""
+    for group, version in resources.group_versions():
+        if _gv_path(group, version) == path:
+            return store.dumps(openapi_paths.document(group, version))
+    return None
 
 
 @functools.cache

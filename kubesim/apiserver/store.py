@@ -17,20 +17,43 @@ Why this shape (k3s's kine shows the pattern of an SQL table standing in for etc
   event log is a list indexed by ``rv - first_rv``; watchers wait on one condition variable and
   read the slice after their position. Events older than the window are compacted; a watch
   from before the window gets 410 Expired, as from a compacted etcd.
+* Compaction also runs on a clock, as kube-apiserver drives etcd's
+  (``k8s.io/apiserver/pkg/storage/etcd3/compact.go``): every ``compaction_interval`` (upstream's
+  ``--etcd-compaction-interval``, 5 minutes) the history up to the revision seen one interval
+  earlier is dropped, none at the first tick after a start. So a deleted or overwritten object's
+  data (a Secret's) leaves the history within two intervals even when few writes happen, where
+  the count window alone could keep it forever.
+* Deleted data also leaves the file: ``secure_delete`` makes SQLite overwrite freed cells and
+  pages with zeros, and each compaction ends with a ``wal_checkpoint(TRUNCATE)``, which copies
+  the zeroed pages into ``kubesim.db`` and empties the WAL (whose old frames still held them). A
+  database written before this (no ``secure_delete`` marker in ``meta``) is VACUUMed once at
+  start. Measured choice (see ``compact``): secure_delete costs ~15 % of store writes that free
+  space; a VACUUM per compaction would rewrite the whole file every interval, blocking writers.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
+log = logging.getLogger("kubesim.apiserver.store")
+
 EventType = Literal["ADDED", "MODIFIED", "DELETED"]
 Key = tuple[str, str]  # (namespace, name); namespace "" for cluster-scoped objects
+
+COMPACTION_INTERVAL = 300.0
+"""Seconds between compactions: kube-apiserver's ``--etcd-compaction-interval`` default (5 min).
+
+``KUBESIM_COMPACTION_INTERVAL`` (seconds; 0 turns the clock off) overrides it for a server
+started without an explicit ``compaction_interval``.
+"""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,10 +111,17 @@ class Store:
     AlreadyExists); readers need no lock.
     """
 
-    def __init__(self, path: Path, window: int = 10_000) -> None:
+    def __init__(self, path: Path, window: int = 10_000, compaction_interval: float | None = None) -> None:
         if window < 1:
             raise ValueError(f"watch window must be at least 1 event, got {window}")
+        if compaction_interval is None:
+            text = os.environ.get("KUBESIM_COMPACTION_INTERVAL") or str(COMPACTION_INTERVAL)
+            try:
+                compaction_interval = float(text)
+            except ValueError:
+                raise ValueError(f"KUBESIM_COMPACTION_INTERVAL={text!r} is not a number of seconds") from None
         self.window = window
+        self.compaction_interval = compaction_interval
         self.write_lock = threading.RLock()
         self._mem_lock = threading.Lock()
         self._cond = threading.Condition(threading.Lock())
@@ -99,6 +129,7 @@ class Store:
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA secure_delete=ON")  # freed cells and pages are zeroed (module docstring)
         self._db.executescript(_SCHEMA)
         self._objects: dict[str, dict[Key, Entry]] = {}
         for rkey, ns, name, rv, raw in self._db.execute("SELECT rkey, ns, name, rv, json FROM objects"):
@@ -126,6 +157,20 @@ class Store:
         self._first_rv = self._log[0].rv if self._log else self._rv + 1
         self._compacted = self._first_rv - 1
         self._writes_since_trim = 0
+        self._scrub_at_start()
+        self._stop = threading.Event()
+        self._compactor: threading.Thread | None = None
+        if self.compaction_interval > 0:
+            self._compactor = threading.Thread(target=self._compact_on_a_clock, name="store-compactor", daemon=True)
+            self._compactor.start()
+
+    def _scrub_at_start(self) -> None:
+        """Drop events nothing can reach any more; VACUUM once a file written without secure_delete."""
+        self._db.execute("DELETE FROM events WHERE rv <= ?", (self._compacted,))
+        if self._db.execute("SELECT v FROM meta WHERE k='secure_delete'").fetchone() is None:
+            self._db.execute("VACUUM")  # rewrites live content only: old free-space residue is gone
+            self._db.execute("INSERT OR REPLACE INTO meta (k, v) VALUES ('secure_delete', 'on')")
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     # ----- reads -------------------------------------------------------------------------
 
@@ -208,6 +253,12 @@ class Store:
     def _commit(  # noqa: PLR0917 - one positional per event field
         self, etype: EventType, rkey: str, ns: str, name: str, obj: dict[str, Any], prev_entry: Entry | None
     ) -> Event:
+        with self.write_lock:  # callers hold it already; the compactor shares the connection
+            return self._commit_locked(etype, rkey, ns, name, obj, prev_entry)
+
+    def _commit_locked(  # noqa: PLR0917 - one positional per event field
+        self, etype: EventType, rkey: str, ns: str, name: str, obj: dict[str, Any], prev_entry: Entry | None
+    ) -> Event:
         rv = self._rv + 1
         obj["metadata"]["resourceVersion"] = str(rv)
         raw = dumps(obj)
@@ -259,6 +310,54 @@ class Store:
             self._cond.notify_all()
         return event
 
+    # ----- compaction -----------------------------------------------------------------------
+
+    def compact(self, rev: int) -> None:
+        """Forget the history up to and including ``rev``, in memory and on disk, and scrub the file.
+
+        Afterwards a watch or a paged list from a resourceVersion below ``rev`` gets 410 Expired,
+        and no event at or below ``rev`` — so no earlier version of any object, and nothing of an
+        object deleted at or before ``rev`` — is left in ``kubesim.db`` or its WAL.
+
+        Why ``secure_delete=ON`` and not a VACUUM per compaction (measured on the store alone, 2 KB
+        Secrets, one third of the writes deletes, the rest replacements): ON costs 15 % of store
+        writes/s (3,490 vs 4,108 with OFF; HTTP adds ~1.5 ms a request, so ~2 % there, and creates
+        free nothing), and compacting 5,000 events of a 46 MB file holds the write lock 184 ms
+        (32 ms without the zeroing). A VACUUM plus checkpoint of the same file took 177-193 ms and
+        rewrites every live object each interval, so it grows with the cluster, not with the
+        history dropped. ``FAST`` (4,014/s) is not enough: it leaves freed overflow pages as they
+        were, and a deleted 6 KB Secret stayed readable in the file.
+        """
+        with self.write_lock:
+            if self._closed:
+                return
+            rev = min(rev, self._rv)
+            with self._cond:
+                if rev > self._compacted:
+                    drop = max(0, min(len(self._log), rev - self._first_rv + 1))
+                    del self._log[:drop]
+                    self._first_rv += drop
+                    self._compacted = rev
+                upto = self._compacted  # the count window may be ahead; the disk catches up here too
+            self._db.execute("DELETE FROM events WHERE rv <= ?", (upto,))
+            busy, _frames, _copied = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if busy:  # only this process opens the file, so a reader blocking the truncation is unexpected
+            log.warning("the WAL could not be emptied after compacting to %d; the next compaction retries", upto)
+        log.debug("compacted the event history up to resourceVersion %d", upto)
+
+    def _compact_on_a_clock(self) -> None:
+        """kube-apiserver's compactor loop: each tick compacts to the revision the previous tick saw."""
+        seen: int | None = None  # no compaction on the first tick after a start ("bootstrap")
+        while not self._stop.wait(self.compaction_interval):
+            current = self._rv
+            try:
+                if seen is not None:
+                    self.compact(seen)
+            except sqlite3.Error:
+                log.exception("compacting the event history failed; retrying at the next interval")
+                continue
+            seen = current
+
     # ----- watch ---------------------------------------------------------------------------
 
     def events_after(self, rv: int, timeout: float) -> list[Event]:
@@ -286,11 +385,14 @@ class Store:
         return self._closed
 
     def close(self) -> None:
+        self._stop.set()
         with self._cond:
             self._closed = True
             self._cond.notify_all()
         with self.write_lock:
             self._db.close()
+        if self._compactor is not None and self._compactor is not threading.current_thread():
+            self._compactor.join(timeout=5)
 
     def resources(self) -> Iterator[str]:
         return iter(list(self._objects))

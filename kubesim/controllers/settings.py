@@ -9,7 +9,7 @@ periods as the cluster it rejoins.
 
 Defaults are upstream's (kube-controller-manager, kubelet, kube-apiserver flags):
 node-monitor-period 5s, node-monitor-grace-period 50s (40s before v1.29 raised it, kubernetes
-issue #121793; kubesim's kubelet reports v1.33), node-startup-grace-period 60s, default
+issue #121793; kubesim reports the version in kubesim/version.py), node-startup-grace-period 60s, default
 not-ready/unreachable toleration 300s, kubelet nodeStatusUpdateFrequency 10s and lease duration
 40s (renewed every 10s), container restart backoff 10s doubling to 300s.
 """

@@ -22,13 +22,14 @@ from typing import Any
 
 import kubesim
 from kubesim import client as kclient
-from kubesim import timestamps
+from kubesim import timestamps, version
 from kubesim.controllers import events
 
 Obj = dict[str, Any]
 log = logging.getLogger("kubesim.kubelet")
 LEASE_NAMESPACE = "kube-node-lease"
-KUBELET_VERSION = "v1.33.1"
+KUBELET_VERSION = version.GIT_VERSION
+"""What ``/version`` says too (one constant, :mod:`kubesim.version`), as one upstream build reports both."""
 REPORT_EVERY = 300.0
 
 
@@ -106,6 +107,8 @@ class NodeAgent:
                     uuid.NAMESPACE_URL, self.name)), "bootID": self.boot_id,
                 "kernelVersion": platform.release(), "osImage": "kubesim", "containerRuntimeVersion":
                     f"kubesim://{kubesim.__version__}", "kubeletVersion": KUBELET_VERSION,
+                # Empty, as upstream since DisableNodeKubeProxyVersion became default-on (v1.33): the
+                # kubelet no longer claims a kube-proxy version it cannot know (kubesim runs no kube-proxy).
                 "kubeProxyVersion": "", "operatingSystem": "linux", "architecture": _arch(),
             },
         }

