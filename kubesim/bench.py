@@ -11,6 +11,9 @@ run:
   (p50/p99, clocks in this process), and lost events per watcher (must be 0).
 
 Targets (issue 4): GET >= 1,000/s, LIST < 100 ms, watch p99 < 20 ms, 0 lost.
+
+Then :mod:`kubesim.bench_portforward`: port-forward MB/s through the API server (kubectl's SPDY
+over WebSocket and plain SPDY) against a direct TCP connection to the pod, printed as ratios.
 """
 
 from __future__ import annotations
@@ -223,3 +226,7 @@ def run(console: rich.console.Console) -> None:
     row("events lost (all watchers)", float(sum(figures.lost)), "",
         baseline=f"{figures.events_per_watcher} per watcher", target="0", ok=sum(figures.lost) == 0)
     console.print(table)
+    # the API server's streaming path: port-forward through it, against a direct connection to the pod
+    import kubesim.bench_portforward as portforward_bench
+
+    portforward_bench.run(console)

@@ -21,6 +21,12 @@ NO_COLLECTION_DELETE: tuple[str, ...] = ("create", "delete", "get", "list", "pat
 
 STATUS_VERBS: tuple[str, ...] = ("get", "patch", "update")
 
+CONNECT_VERBS: tuple[str, ...] = ("create", "get")
+"""exec, attach, portforward: connect subresources reached by GET (WebSocket) or POST (SPDY)."""
+
+PROXY_VERBS: tuple[str, ...] = ("create", "delete", "get", "patch", "update")
+"""pods/proxy, services/proxy: every proxied HTTP method maps to one of these."""
+
 
 @dataclasses.dataclass(frozen=True)
 class Subresource:
@@ -82,11 +88,15 @@ SUBRESOURCES: Mapping[tuple[str, str], tuple[Subresource, ...]] = {
     ("", "nodes"): (_S("status", "Node", STATUS_VERBS),),
     ("", "pods"): (
         _S("status", "Pod", STATUS_VERBS),
+        _S("attach", "PodAttachOptions", CONNECT_VERBS),
         _S("binding", "Binding", ("create",)),
         _S("eviction", "Eviction", ("create",), "policy", "v1"),
+        _S("exec", "PodExecOptions", CONNECT_VERBS),
         _S("log", "Pod", ("get",)),
+        _S("portforward", "PodPortForwardOptions", CONNECT_VERBS),
+        _S("proxy", "PodProxyOptions", PROXY_VERBS),
     ),
-    ("", "services"): (_S("status", "Service", STATUS_VERBS),),
+    ("", "services"): (_S("status", "Service", STATUS_VERBS), _S("proxy", "ServiceProxyOptions", PROXY_VERBS)),
     ("", "persistentvolumeclaims"): (_S("status", "PersistentVolumeClaim", STATUS_VERBS),),
     ("", "persistentvolumes"): (_S("status", "PersistentVolume", STATUS_VERBS),),
     ("apps", "statefulsets"): (

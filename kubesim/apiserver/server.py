@@ -34,10 +34,12 @@ from kubesim.apiserver import (
     fieldcheck,
     listing,
     openapi,
+    openapi_v2,
     protobuf,
     resources,
     rest,
     store,
+    streaming,
     subresources,
     tables,
     watch,
@@ -99,6 +101,23 @@ def route(path: str, query: dict[str, str]) -> Route | None:
         return None
     return Route(rest.Target(res, namespace, name, sub),
                  watch=legacy_watch or query.get("watch", "").lower() in ("1", "true"))
+
+
+def api_group_path(path: str) -> bool:
+    """True if a served group/version's web service claims the path (``/api/v1/...``, ``/apis/apps/v1/...``).
+
+    Upstream (``k8s.io/apiserver/pkg/server/handler.go``, the director) hands such paths to
+    go-restful, whose 404 for an unknown resource becomes a ``Status`` (``serviceErrorHandler``:
+    NotFound, "the server could not find the requested resource"); any other path, such as a group
+    the server does not serve (``/apis/authorization.k8s.io/v1/...``), reaches the NotFoundHandler,
+    which answers plain text ``404 page not found``.
+    """
+    parts = [p for p in path.split("/") if p]
+    if len(parts) >= 2 and parts[0] == "api":
+        return parts[1] == "v1"
+    if len(parts) >= 3 and parts[0] == "apis":
+        return (parts[1], parts[2]) in resources.group_versions()
+    return False
 
 
 class ApiServer:
@@ -222,6 +241,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:
         self._dispatch("DELETE")
 
+    def do_HEAD(self) -> None:
+        if not streaming.claims("HEAD", self.path):
+            self.close_connection = True  # an error answer to HEAD carries a body: do not reuse the connection
+        self._dispatch("HEAD")
+
+    def do_OPTIONS(self) -> None:
+        self._dispatch("OPTIONS")
+
     def _dispatch(self, method: str) -> None:
         started = time.perf_counter()
         fieldcheck.warnings.set([])
@@ -253,13 +280,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if self.headers.get("Content-Length") not in (None, "0"):
                 self._discard_body(MAX_BODY)
             raise errors.unauthorized()
+        if streaming.claims(method, self.path):  # upgrades, proxies, log follow: they read the body themselves
+            return streaming.serve(self, method)
         body = self._read_body()  # also for GET: unread bytes would corrupt the next keep-alive request
-        if body and method in ("POST", "PUT", "DELETE"):
-            ctype = self.headers.get("Content-Type", "application/json").split(";", 1)[0].strip().lower()
-            if ctype == protobuf.MEDIA_TYPE:
-                body = store.dumps(protobuf.decode(body))
-            elif ctype not in ("application/json", "", "*/*"):
-                raise errors.unsupported_media_type(ctype, ("application/json", protobuf.MEDIA_TYPE))
         if method == "GET":
             fixed = self._fixed(path, app)
             if fixed is not None:
@@ -268,10 +291,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return code
         found = route(path, query)
         if found is None:
-            if method == "GET" and path.startswith("/openapi"):
+            if not api_group_path(path):  # upstream's NotFoundHandler (http.NotFound), not a Status
                 self._send(404, b"404 page not found\n", "text/plain; charset=utf-8")
                 return 404
             raise errors.resource_not_found()
+        # The body is decoded only once the URL names a served resource: upstream routes first
+        # (an unknown resource is 404 whatever the body), then its handler decodes (415, 400).
+        if body and method in ("POST", "PUT", "DELETE"):
+            ctype = self.headers.get("Content-Type", "application/json").split(";", 1)[0].strip().lower()
+            if ctype == protobuf.MEDIA_TYPE:
+                body = store.dumps(protobuf.decode(body))
+            elif ctype not in ("application/json", "", "*/*"):
+                raise errors.unsupported_media_type(ctype, ("application/json", protobuf.MEDIA_TYPE))
         code, payload = self._resource(method, found, query, body)
         if code == 0:
             return 200  # a watch already streamed its response
@@ -287,6 +318,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return 200, discovery.core_versions(app.address), "application/json"
         if path == "/apis":
             return 200, discovery.group_list(), "application/json"
+        if path == "/openapi/v2":
+            return openapi_v2.serve(self.headers.get("Accept", ""))
         if path == "/openapi/v3":
             return 200, openapi.root(), "application/json"
         if path.startswith("/openapi/v3/"):

@@ -6,7 +6,8 @@
 * binding (``pkg/registry/core/pod/storage/storage.go`` assignPod): sets ``spec.nodeName``
   once, adds ``PodScheduled=True``; the scheduler (part 2) binds through it.
 * log (``pkg/registry/core/pod/rest/log.go``): container validation as upstream; the bytes
-  come from :data:`log_source`, which the process kubelets (part 2) provide.
+  come from :data:`log_source`, which the process kubelets (part 2) provide (``follow=true`` is
+  streamed by :mod:`kubesim.apiserver.streaming.logs_follow`).
 """
 
 from __future__ import annotations
@@ -133,23 +134,11 @@ def _no_kubelet(pod: dict[str, Any], container: str, query: rest.Query) -> bytes
 log_source: LogSource = _no_kubelet
 
 
-def _container_names(pod: dict[str, Any]) -> list[str]:
-    spec = pod.get("spec") or {}
-    return [str(c.get("name")) for c in (spec.get("initContainers") or []) + (spec.get("containers") or [])]
-
-
 def logs(api: rest.Api, t: rest.Target, query: rest.Query) -> bytes:
+    from kubesim.apiserver.streaming import targets  # validateContainer, shared with exec/attach/log follow
+
     pod = api.lookup(_parent(t)).obj
-    containers = [str(c.get("name")) for c in (pod.get("spec") or {}).get("containers") or []]
-    container = query.get("container", "")
-    if not container:
-        if len(containers) != 1:
-            raise errors.bad_request(
-                f"a container name must be specified for pod {t.name}, choose one of: [{' '.join(containers)}]"
-            )
-        container = containers[0]
-    if container not in _container_names(pod):
-        raise errors.bad_request(f"container {container} is not valid for pod {t.name}")
+    container = targets.validate_container(pod, query.get("container", ""))
     node = (pod.get("spec") or {}).get("nodeName")
     if not node:
         return b""  # upstream: no host assigned yet -> an empty log

@@ -52,6 +52,7 @@ import resource
 import select
 import signal
 import sys
+import time
 from typing import Any
 
 CLONE_NEWNS = 0x00020000
@@ -217,6 +218,117 @@ class RootBuilder:
         self.private.add(directory)
 
 
+# ----- the container log ----------------------------------------------------------------------------
+
+LOG_LINE_MAX = 16 * 1024
+"""containerd's default maximum log line: longer output is split into partial (P) records."""
+
+
+def cri_timestamp(ns: int) -> str:
+    """RFC 3339 in UTC with nanoseconds (always nine digits)."""
+    seconds, fraction = divmod(ns, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{fraction:09d}Z"
+
+
+class LogCopier:
+    """Writes PID 1's stdout and stderr to the container's log file in the CRI log format.
+
+    One record per line, as containerd writes them (and ``pkg/kubelet/kuberuntime/logs`` reads
+    them): ``<RFC3339Nano timestamp> <stdout|stderr> <F|P> <content>\\n``; ``F`` ends a line,
+    ``P`` is a piece of a line longer than :data:`LOG_LINE_MAX`. A last line without a newline is
+    written as ``F`` when the stream ends. The timestamp is when the shim read the bytes.
+
+    It runs in the shim's main thread (:meth:`pump`), which also waits for PID 1: a process that
+    has unshared its PID namespace cannot start threads.
+    """
+
+    def __init__(self, out_fd: int, err_fd: int, log_fd: int) -> None:
+        self._streams = {out_fd: b"stdout", err_fd: b"stderr"}
+        self._partial: dict[int, bytes] = {out_fd: b"", err_fd: b""}
+        self._log_fd = log_fd
+
+    def pump(self, child: int) -> int | None:
+        """Copy until PID 1 has exited and its pipes are drained; PID 1's wait status (None: not our child)."""
+        poller = select.poll()
+        for fd in self._streams:
+            poller.register(fd, select.POLLIN)
+        open_fds = set(self._streams)
+        pidfd = -1
+        with contextlib.suppress(AttributeError, OSError):
+            pidfd = os.pidfd_open(child)
+            poller.register(pidfd, select.POLLIN)
+        status: int | None = None
+        exited = False
+        while open_fds:
+            try:
+                events = poller.poll(20 if exited else (1000 if pidfd >= 0 else 100))
+            except InterruptedError:
+                continue
+            if not events and exited:
+                break  # PID 1 is gone and nothing more is ready: a leftover process may still hold the pipe
+            for fd, _mask in events:
+                if fd == pidfd:
+                    poller.unregister(pidfd)
+                    continue
+                try:
+                    data = os.read(fd, 65536)
+                except OSError:
+                    data = b""
+                if data:
+                    self._records(fd, data, time.time_ns())
+                    continue
+                poller.unregister(fd)
+                open_fds.discard(fd)
+            if not exited:
+                try:
+                    pid, wait_status = os.waitpid(child, os.WNOHANG)
+                except ChildProcessError:
+                    exited = True
+                    continue
+                if pid:
+                    exited, status = True, wait_status
+        if pidfd >= 0:
+            os.close(pidfd)
+        for fd in self._streams:
+            if self._partial[fd]:
+                self._write(self._format(fd, self._partial[fd], b"F", time.time_ns()))
+                self._partial[fd] = b""
+        if not exited:  # both pipes closed before PID 1 exited
+            with contextlib.suppress(ChildProcessError):
+                _pid, status = os.waitpid(child, 0)
+        return status
+
+    def _format(self, fd: int, content: bytes, tag: bytes, now: int) -> bytes:
+        return b"%s %s %s %s\n" % (cri_timestamp(now).encode(), self._streams[fd], tag, content)
+
+    def _records(self, fd: int, data: bytes, now: int) -> None:
+        buf = self._partial[fd] + data
+        out: list[bytes] = []
+        *lines, rest = buf.split(b"\n")
+        for line in lines:
+            start = 0
+            while len(line) - start > LOG_LINE_MAX:
+                out.append(self._format(fd, line[start:start + LOG_LINE_MAX], b"P", now))
+                start += LOG_LINE_MAX
+            out.append(self._format(fd, line[start:], b"F", now))
+        while len(rest) >= LOG_LINE_MAX:
+            out.append(self._format(fd, rest[:LOG_LINE_MAX], b"P", now))
+            rest = rest[LOG_LINE_MAX:]
+        self._partial[fd] = rest
+        if out:
+            self._write(b"".join(out))
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[os.write(self._log_fd, view):]
+            except InterruptedError:
+                continue
+            except OSError:
+                return  # the log file is gone (pod directory removed): nothing left to write to
+
+
 # ----- the shim ----------------------------------------------------------------------------------
 
 
@@ -378,24 +490,38 @@ def _tie_to_kubelet(kubelet_pid: int) -> None:
                           f"(its parent is now pid {parent})")
 
 
-def _fork_container(spec: dict[str, Any], mode: str, status_fd: int) -> int:
-    """Fork PID 1 and hand it the read end of the shim's liveness pipe; the write end stays here for good."""
+def _fork_container(spec: dict[str, Any], mode: str, status_fd: int) -> tuple[int, LogCopier]:
+    """Fork PID 1 and hand it the read end of the shim's liveness pipe; the write end stays here for good.
+
+    PID 1's stdout and stderr are pipes whose other ends the shim's :class:`LogCopier` reads.
+    """
     alive_r, alive_w = os.pipe()  # both close-on-exec: the container inherits neither
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
     child = os.fork()
     if child == 0:
         os.close(alive_w)
+        os.close(out_r)
+        os.close(err_r)
+        os.dup2(out_w, 1)
+        os.dup2(err_w, 2)
+        os.close(out_w)
+        os.close(err_w)
         run_child(spec, mode, status_fd, alive_r)
     os.close(alive_r)
-    return child
+    os.close(out_w)
+    os.close(err_w)
+    return child, LogCopier(out_r, err_r, 1)
 
 
-def _mirror(child: int) -> int:
-    """Wait for PID 1 and end as it ended: same exit code, or the same signal re-raised on the shim."""
+def _mirror(child: int, copier: LogCopier) -> int:
+    """Copy PID 1's output to the log while waiting for it, then end as it ended: same exit code, or the
+    same signal re-raised on the shim. The log is complete before the shim exits (the kubelet and
+    the API server treat the shim's exit as "this container's log is final")."""
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
         signal.signal(sig, lambda signum, frame: None)
-    try:
-        _, status = os.waitpid(child, 0)
-    except ChildProcessError:
+    status = copier.pump(child)
+    if status is None:
         return 255
     if os.WIFSIGNALED(status):
         signum = os.WTERMSIG(status)
@@ -421,14 +547,14 @@ def main(argv: list[str]) -> int:
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         _tie_to_kubelet(kubelet_pid)
         mode = choose_mode(spec)
-        child = _fork_container(spec, mode, status_fd)
+        child, copier = _fork_container(spec, mode, status_fd)
     except BaseException as exc:  # the kubelet must learn why the sandbox never started, whatever it was
         message = str(exc) if isinstance(exc, SandboxError) else f"container sandbox failed: {_named(exc)}"
         _report(status_fd, {"stage": "create", "message": message})
         return 137 if isinstance(exc, KubeletGone) else 128
     _report(status_fd, {"pid": child, "mode": mode})
     os.close(status_fd)
-    return _mirror(child)
+    return _mirror(child, copier)
 
 
 if __name__ == "__main__":

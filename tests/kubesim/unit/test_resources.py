@@ -47,7 +47,21 @@ def test_pod_eviction_is_policy_v1_eviction_and_sts_scale_is_autoscaling_v1_scal
     assert binding is not None
     assert binding.kind == "Binding"
     assert {"status", "eviction", "log", "binding"} <= set(pods.subresources)
-    assert pods.subresource("exec") is None
+    assert pods.subresource("ephemeralcontainers") is None
+
+
+def test_streaming_subresources_are_listed_with_upstreams_kinds_and_verbs() -> None:
+    """A7/A11-A13: discovery shows the connect subresources as a real apiserver does."""
+    entries = {e["name"]: e for e in resources.discovery_entries("", "v1")}
+    connect = ["create", "get"]
+    proxy = ["create", "delete", "get", "patch", "update"]
+    assert (entries["pods/exec"]["kind"], entries["pods/exec"]["verbs"]) == ("PodExecOptions", connect)
+    assert (entries["pods/attach"]["kind"], entries["pods/attach"]["verbs"]) == ("PodAttachOptions", connect)
+    assert (entries["pods/portforward"]["kind"], entries["pods/portforward"]["verbs"]) == (
+        "PodPortForwardOptions", connect)
+    assert (entries["pods/proxy"]["kind"], entries["pods/proxy"]["verbs"]) == ("PodProxyOptions", proxy)
+    assert (entries["services/proxy"]["kind"], entries["services/proxy"]["verbs"]) == ("ServiceProxyOptions", proxy)
+    assert all("group" not in entries[name] for name in ("pods/exec", "pods/proxy", "services/proxy"))
 
 
 def test_namespaces_refuse_deletecollection_like_upstream() -> None:
