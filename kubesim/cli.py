@@ -9,6 +9,11 @@ until every Node is Ready; ``down`` stops kubelets (and their containers) before
 Then ``down`` verifies that nothing of the cluster is left (:func:`kubesim.nodes.sweep`): a survivor
 is SIGKILLed by pid, named on stderr, and ``down`` exits 1 — a leaked container would otherwise keep
 writing to a volume long after anyone looked.
+
+``--network host|private`` (:mod:`kubesim.network`): ``host`` (the default) runs everything in the
+host's network with an address range leased host-wide for this cluster; ``private`` puts the
+control plane, kubelets and pods in a network namespace of the cluster's own and publishes only
+the API server on the host. ``net exec`` runs a command inside the cluster's network.
 """
 
 from __future__ import annotations
@@ -28,12 +33,15 @@ from typing import Annotated
 import tenacity
 import typer
 
-from kubesim import certs, nodes, state
+from kubesim import certs, network, nodes, state
 from kubesim.controllers import settings as settings_mod
 
 app = typer.Typer(name="kubesim", help="An embedded Kubernetes API server for tests.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
 app.add_typer(nodes.app, name="node")
+net_app = typer.Typer(name="net", help="The cluster's network: run commands inside it.", no_args_is_help=True,
+                      add_completion=False, pretty_exceptions_enable=False)
+app.add_typer(net_app, name="net")
 
 StateOpt = Annotated[Path, typer.Option("--state", help="state directory (store, certificates, kubeconfig)")]
 
@@ -101,10 +109,18 @@ def up(  # noqa: PLR0917 - typer maps each parameter to an option
     crashloop_base: Annotated[str | None, typer.Option(help="first container restart back-off (10s)")] = None,
     crashloop_max: Annotated[str | None, typer.Option(help="container restart back-off cap (300s)")] = None,
     nodes_timeout: Annotated[float, typer.Option(help="seconds to wait for the Nodes to be Ready")] = 60.0,
+    network_mode: Annotated[str | None, typer.Option(
+        "--network", help="host: the host's network, with an address range of this cluster's own (pods reachable "
+                          "from the host); private: a network namespace of the cluster's own, only the API server "
+                          "published on 127.0.0.1 (needs root). Default: as recorded by the previous up, else "
+                          f"{network.DEFAULT_MODE}")] = None,
 ) -> None:
     """Start the control plane (and --nodes N kubelets) in the background and write DIR/kubeconfig."""
     if node_count is not None and node_count < 0:
         raise _fail(f"--nodes {node_count} must be 0 or more")
+    if network_mode is not None and network_mode not in network.MODES:
+        raise _fail(f"--network {network_mode!r}: use host (the host's network) or private (a network of the "
+                    "cluster's own)")
     if toleration_seconds is not None:
         default_toleration_seconds = toleration_seconds
     try:
@@ -136,8 +152,11 @@ def up(  # noqa: PLR0917 - typer maps each parameter to an option
         raise _fail(f"--port {port} is not a TCP port; use 0..65535 (0 picks a free one)")
     if watch_window is not None and watch_window < 1:
         raise _fail(f"--watch-window {watch_window} must be at least 1")
+    if default_toleration_seconds is not None and default_toleration_seconds < 0:
+        raise _fail(f"--default-toleration-seconds {default_toleration_seconds} must be 0 or more")
     layout = _layout(state_dir, create=True)
     live = _running(layout)
+    net = _ensure_network(layout, network_mode)
     if live is not None:
         typer.echo(f"kubesim already running (pid {live.pid}) at https://127.0.0.1:"
                    f"{state.read_state(layout).get('port')}; export KUBECONFIG={layout.kubeconfig}")
@@ -159,19 +178,27 @@ def up(  # noqa: PLR0917 - typer maps each parameter to an option
     if bookmark_interval is not None:
         cmd += ["--bookmark-interval", str(bookmark_interval)]
     if default_toleration_seconds is not None:
-        if default_toleration_seconds < 0:
-            raise _fail(f"--default-toleration-seconds {default_toleration_seconds} must be 0 or more")
         cmd += ["--default-toleration-seconds", str(default_toleration_seconds)]
     layout.port_file.unlink(missing_ok=True)
     with state.updating_state(layout) as data:
         data["settings"] = cluster_settings.to_json()
         data["cluster"] = {"nodes": node_count, "controllers": cmd[cmd.index("--controllers") + 1]}
     out = open(layout.root / "apiserver.out", "ab")  # noqa: SIM115 - handed to the child
+    netns_fd = None
     try:
+        if net.mode == "private":  # the server binds its host port, then enters the namespace (apiserver/__main__.py)
+            netns_fd = network.open_namespace(layout)
+            cmd += ["--netns-fd", str(netns_fd)]
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
-                                close_fds=True, env=nodes.cluster_env(layout))
+                                close_fds=True, pass_fds=(netns_fd,) if netns_fd is not None else (),
+                                env=nodes.cluster_env(layout))
+    except network.NetworkError as exc:
+        _release_network_if_idle(layout)
+        raise _fail(str(exc), 1) from None
     finally:
         out.close()
+        if netns_fd is not None:
+            os.close(netns_fd)
     with state.updating_state(layout) as data:
         data["components"]["apiserver"] = {"pid": proc.pid, "cmd": cmd}
 
@@ -197,6 +224,9 @@ def up(  # noqa: PLR0917 - typer maps each parameter to an option
         )(listening)
     except RuntimeError as exc:
         _stop(layout, proc.pid, grace=5.0)
+        with state.updating_state(layout) as data:
+            data["components"].pop("apiserver", None)
+        _release_network_if_idle(layout)
         raise _fail(str(exc), 1) from None
     assert chosen is not None
     server = f"https://127.0.0.1:{chosen}"
@@ -204,9 +234,35 @@ def up(  # noqa: PLR0917 - typer maps each parameter to an option
         data["port"] = chosen
     state.atomic_write(layout.kubeconfig, state.kubeconfig(server, layout.ca_cert.read_bytes(), token).encode(), 0o600)
     typer.echo(f"kubesim API server running at {server} (pid {proc.pid})\n"
+               f"  network: {net.describe()}\n"
                f"  export KUBECONFIG={layout.kubeconfig}\n  kubectl get ns\n"
                f"  stop with: python -m kubesim down --state {layout.root}")
     _start_nodes(layout, node_count, nodes_timeout)
+
+
+def _ensure_network(layout: state.Layout, mode: str | None) -> network.Network:
+    """The cluster's network in the asked mode (default: as recorded, else host); one line and exit if impossible.
+
+    The mode of a cluster whose processes run cannot change under them: that needs ``down`` first.
+    """
+    old = network.recorded(layout)
+    mode = mode or (old.mode if old is not None else network.DEFAULT_MODE)
+    if old is not None and old.mode != mode:
+        running = [c.name for c in state.components(layout)
+                   if c.name != network.COMPONENT and state.is_ours(layout, c.pid)]
+        if running:
+            raise _fail(f"--network {mode}: the cluster in {layout.root} runs with --network {old.mode} "
+                        f"({', '.join(running)} running); stop it with `kubesim down` to change its network")
+    try:
+        return network.ensure(layout, mode)
+    except network.NetworkError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _release_network_if_idle(layout: state.Layout) -> None:
+    """After a failed start: drop the namespace holder and the lease unless something of the cluster still runs."""
+    if not any(state.is_ours(layout, c.pid) for c in state.components(layout) if c.name != network.COMPONENT):
+        network.release(layout, grace=2.0)
 
 
 def _start_nodes(layout: state.Layout, count: int, timeout: float) -> None:
@@ -287,9 +343,10 @@ def down(
 
 def _stop_all(layout: state.Layout, grace: float) -> tuple[list[str], list[nodes.Leftover]]:
     """Stop everything, then make sure nothing is left; returns (what was stopped, what had to be killed after)."""
-    rec = nodes.recorded(layout)  # read first: stopping rewrites the records
-    stopped = _stop_recorded(layout, grace)
-    survivors = nodes.sweep(layout, rec)
+    with network.pinned(layout) as netns:  # a private namespace's identity stays the cluster's until the sweep
+        rec = nodes.recorded(layout, netns)  # read first: stopping rewrites the records
+        stopped = _stop_recorded(layout, grace)
+        survivors = nodes.sweep(layout, rec)
     if survivors:
         typer.echo(f"kubesim: {len(survivors)} process(es) of this cluster outlived `down` stopping it and were "
                    "SIGKILLed (a kubesim bug: nothing it starts may survive its kubelet or sandbox):", err=True)
@@ -299,7 +356,8 @@ def _stop_all(layout: state.Layout, grace: float) -> tuple[list[str], list[nodes
 
 
 def _stop_recorded(layout: state.Layout, grace: float) -> list[str]:
-    """Kubelets first (then the container groups they recorded), then the control plane; by recorded pid."""
+    """Kubelets first (then the container groups they recorded), then the control plane, then the network
+    (namespace holder, address lease); by recorded pid."""
     stopped: list[str] = []
     for node in nodes.recorded_nodes(layout):
         pid = nodes.kubelet_pid(layout, node)
@@ -309,11 +367,13 @@ def _stop_recorded(layout: state.Layout, grace: float) -> list[str]:
         for name in [n for n in data["components"] if n.startswith(nodes.PREFIX)]:
             data["components"].pop(name)
     for comp in state.components(layout):
+        if comp.name == network.COMPONENT:
+            continue
         if _stop(layout, comp.pid, grace):
             stopped.append(f"{comp.name} (pid {comp.pid})")
         with state.updating_state(layout) as data:
             data["components"].pop(comp.name, None)
-    return stopped
+    return stopped + network.release(layout, grace)
 
 
 @app.command()
@@ -328,6 +388,35 @@ def status(state_dir: StateOpt) -> None:
         raise typer.Exit(1)
     typer.echo(f"kubesim running (pid {live.pid}) at https://127.0.0.1:{state.read_state(layout).get('port')}; "
                f"KUBECONFIG={layout.kubeconfig}")
+    net = network.recorded(layout)
+    if net is not None:
+        typer.echo(f"network: {net.describe()}")
+
+
+@net_app.command("exec", context_settings={"ignore_unknown_options": True})
+def net_exec(
+    state_dir: StateOpt,
+    command: Annotated[list[str], typer.Argument(help="the command and its arguments (after --)")],
+) -> None:
+    """Run a command inside the cluster's network (like `docker exec` into a kind node): pod IPs are reachable
+    there, and the kubeconfig works unchanged. With --network host the host is that network: it runs as is."""
+    if not state_dir.is_dir():
+        raise _fail(f"--state {state_dir} is not a kubesim state directory; pass the one given to `kubesim up`")
+    layout = _layout(state_dir, create=False)
+    net = network.recorded(layout)
+    if net is None:
+        raise _fail(f"no cluster network recorded in {layout.root}; start the cluster with `kubesim up`", 1)
+    if net.mode == "private":
+        try:
+            fd = network.open_namespace(layout)
+        except network.NetworkError as exc:
+            raise _fail(str(exc), 1) from None
+        network.enter(fd)  # this process has one thread: the command inherits the namespace at exec
+        os.close(fd)
+    try:
+        os.execvp(command[0], command)
+    except OSError as exc:
+        raise _fail(f"cannot run {command[0]!r}: {exc.strerror}", 127) from None
 
 
 @app.command()

@@ -12,6 +12,10 @@ Arguments: everything ``python -m kubesim.apiserver`` takes, plus ``--controller
 StorageClasses). Periods come from ``KUBESIM_*`` environment variables
 (:class:`~kubesim.controllers.settings.ControllerSettings`), which ``kubesim up`` sets.
 
+With ``--netns-fd`` (``kubesim up --network private``) the first thing the process does is publish
+the API server's socket on the host and enter the cluster's network namespace
+(:func:`kubesim.apiserver.__main__.publish`), so the controllers run inside it, next to the kubelets.
+
 A controller module that is listed but missing, or a factory that fails, stops the process at
 start with exit code 2 and one line naming it (a silently absent controller would make every
 scenario lie).
@@ -84,6 +88,11 @@ def _chosen(spec: str) -> frozenset[str] | None:
 
 def main(argv: list[str] | None = None) -> int:
     known, server_argv = _args(argv if argv is not None else sys.argv[1:])
+    try:  # first, while this is the only thread: --netns-fd moves the process into the cluster's network here
+        listening = apiserver_main.publish(server_argv)
+    except apiserver_main.ListenError as exc:
+        print(f"kubesim apiserver: {exc}", file=sys.stderr)
+        return 2
     try:
         config = settings.ControllerSettings.from_env()
         controllers = load(only=_chosen(known.controllers))
@@ -114,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         threading.Thread(target=run, name="controller-manager", daemon=True).start()
         return mgr.stop
 
-    return apiserver_main.main(server_argv, after_listen)
+    return apiserver_main.main(server_argv, after_listen, listening)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,11 @@ Contract with the kubelet (helper K5, ``kubesim/kubelet``):
   the cluster still running (:func:`sweep`: the recorded pids, groups and command lines read before
   stopping, and any process whose root or working directory is inside the state directory — a
   container whose records went with its shim) and SIGKILLs it by pid, saying so.
+* Network: with ``--network private`` kubelets start inside the cluster's network namespace
+  (``nsenter --net``, :func:`kubesim.network.popen`), so their containers are in it too; a restored
+  kubelet joins the same namespace. ``down``'s final check also takes every process still in that
+  namespace for part of the cluster (the namespace is held open meanwhile, so its identity cannot be
+  reused by another one).
 * Settings: kubelets get the cluster's ``KUBESIM_*`` environment
   (:class:`kubesim.controllers.settings.ControllerSettings`), recorded in ``state.json`` under
   ``settings`` so a restored kubelet uses the same periods.
@@ -45,7 +50,7 @@ from typing import Annotated, Any
 import tenacity
 import typer
 
-from kubesim import client, state
+from kubesim import client, network, state
 from kubesim.controllers import settings as settings_mod
 
 app = typer.Typer(name="node", help="Node faults: crash/restore a kubelet, signal a container, list nodes.",
@@ -136,8 +141,8 @@ def start_kubelet(layout: state.Layout, node: str, env: dict[str, str] | None = 
         directory.mkdir(parents=True, exist_ok=True)
         out = open(directory / "kubelet.out", "ab")  # noqa: SIM115 - handed to the child
         try:
-            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
-                                    close_fds=True, env=env)
+            proc = network.popen(layout, cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                 start_new_session=True, close_fds=True, env=env)
         finally:
             out.close()
         _await_identifiable(layout, proc)
@@ -279,10 +284,13 @@ class Recorded:
     containers: dict[int, tuple[str, str]]  # container PID 1 -> (its recorded start time, which container)
     groups: dict[int, str]  # a live shim's process group / session -> which container
     cmds: dict[tuple[str, ...], str]  # a component's exact command line -> its name
+    netns: str | None = None  # the cluster's private network namespace ("net:[inode]"), if it has one
 
 
-def recorded(layout: state.Layout) -> Recorded:
-    rec = Recorded({}, {}, {}, {})
+def recorded(layout: state.Layout, netns: str | None = None) -> Recorded:
+    """``netns``: the cluster's namespace, only when the caller holds it open (:func:`kubesim.network.pinned`) —
+    a recorded identity alone may name a namespace freed long ago whose inode another cluster's now has."""
+    rec = Recorded({}, {}, {}, {}, netns)
     for name, info in state.read_state(layout)["components"].items():
         if not isinstance(info, dict):
             continue
@@ -290,6 +298,7 @@ def recorded(layout: state.Layout) -> Recorded:
             rec.components[info["pid"]] = name
         if isinstance(info.get("cmd"), list):
             rec.cmds[tuple(str(a) for a in info["cmd"])] = name
+    rec.cmds.setdefault(tuple(network.holder_cmd(layout)), network.COMPONENT)  # a holder even if its record is lost
     for node in recorded_nodes(layout):
         for key, entry in read_containers(layout, node).items():
             pid, pgid = entry.get("pid"), entry.get("pgid")
@@ -363,12 +372,15 @@ def _why_ours(layout: state.Layout, rec: Recorded, pid: int, fields: list[str]) 
         return f"a container process: its root is {root}"
     if _within(cwd, str(layout.root)) and _link(pid, "ns/mnt") != _link(os.getpid(), "ns/mnt"):
         return f"a container process: its working directory is {cwd}"
+    if rec.netns is not None and _link(pid, "ns/net") == rec.netns:
+        return f"in the cluster's network namespace {rec.netns}"
     return None
 
 
 def find_leftovers(layout: state.Layout, rec: Recorded) -> list[Leftover]:
-    """Every live process that is part of this cluster: by recorded pid, group or command line, or by a root or
-    working directory inside the state directory (a container whose records are already gone)."""
+    """Every live process that is part of this cluster: by recorded pid, group or command line, by a root or
+    working directory inside the state directory (a container whose records are already gone), or by being in
+    the cluster's private network namespace (a ``net exec`` command, anything else started inside it)."""
     mine = _ancestors()
     found: list[Leftover] = []
     for entry in Path("/proc").iterdir():
@@ -526,7 +538,10 @@ def restore_cmd(
         since = None
     else:
         since = time.time()
-        pid = start_kubelet(layout, node)
+        try:
+            pid = start_kubelet(layout, node)
+        except network.NetworkError as exc:
+            raise _fail(str(exc), 1) from None
         typer.echo(f"{node}: kubelet started (pid {pid})")
     if wait:
         try:

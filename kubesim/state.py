@@ -2,7 +2,11 @@
 
 Layout (all under ``--state DIR``)::
 
-    state.json        {"port": N, "components": {"apiserver": {"pid": P, "cmd": [...]}, ...}}
+    state.json        {"port": N, "components": {"apiserver": {"pid": P, "cmd": [...]}, ...},
+                       "network": {"mode": "host"|"private", "index": C, "pods": "127.C.0.0/16",
+                                   "netns": "net:[inode]" (private), "lease": PATH (host)}}
+                      (kubesim.network; with --network private the namespace holder is the component
+                      "network", its stderr before it is ready goes to network.out)
     token             the bearer token (0600)
     ca.crt ca.key apiserver.crt apiserver.key
     kubesim.db        the SQLite store (+ -wal/-shm)

@@ -1,5 +1,11 @@
 """``python -m kubesim.kubelet --state DIR --node NAME [--node-index N] [--sandbox MODE]``.
 
+The node's addresses come from the cluster's network recorded in ``DIR/state.json``
+(:mod:`kubesim.network`): node N owns 127.<C>.<N>.0/24 of the cluster's 127.<C>.0.0/16. With
+``--network private`` the kubelet must already run inside the cluster's network namespace
+(``kubesim up`` and ``node restore`` start it under ``nsenter --net``); it refuses to start
+anywhere else rather than run pods on the host's network.
+
 Periods come from ``KUBESIM_*`` environment variables (kubesim.controllers.settings, what
 ``kubesim up`` hands every component): node status / lease interval, lease duration and the
 CrashLoopBackOff base and cap. ``KUBESIM_PROBE_FAST_START`` (seconds, default 0.1; 0 = upstream
@@ -17,7 +23,7 @@ import sys
 from pathlib import Path
 
 from kubesim import client as kclient
-from kubesim import stopsignal
+from kubesim import network, state, stopsignal
 from kubesim.controllers import settings
 from kubesim.kubelet import manager, podip
 
@@ -34,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state", required=True, type=Path, help="the kubesim state directory")
     parser.add_argument("--node", required=True, help="node name (kubesim-worker, kubesim-worker2, ...)")
     parser.add_argument("--node-index", type=int, default=None,
-                        help="1..245, picks the node's 127.<10+N>.0.0/16 pod range (default: from the name)")
+                        help=f"1..{podip.MAX_NODE_INDEX}, picks the node's 127.<cluster>.<N>.0/24 pod range "
+                             "(default: from the name)")
     parser.add_argument("--sandbox", choices=MODES, default=os.environ.get("KUBESIM_SANDBOX", "auto"),
                         help="namespaces for containers (default auto: root, else user namespaces, else none)")
     args = parser.parse_args(argv)
@@ -46,6 +53,12 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"cannot derive a node index from {args.node!r}; pass --node-index 1..{podip.MAX_NODE_INDEX}")
     if not 1 <= index <= podip.MAX_NODE_INDEX:
         return _fail(f"--node-index {index} is outside 1..{podip.MAX_NODE_INDEX}")
+    net = network.recorded(state.Layout(state_dir))
+    if net is None:
+        return _fail(f"no cluster network recorded in {state_dir}/state.json; start the cluster with `kubesim up`")
+    if net.mode == "private" and network.ns_id("self") != net.netns:
+        return _fail(f"not inside the cluster's network namespace {net.netns} (this process is in "
+                     f"{network.ns_id('self')}); start kubelets with `kubesim up` or `kubesim node restore`")
     try:
         cfg = settings.ControllerSettings.from_env()
         fast_start = settings.parse_duration(os.environ.get("KUBESIM_PROBE_FAST_START", "0.1"))
@@ -64,8 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"cannot reach the API server recorded in {state_dir}: {exc}")
     with stopsignal.StopSignal() as stop:
         # the kubelet's own stop event is the signal's, so a SIGTERM while it still waits to register ends that wait
-        kubelet = manager.Kubelet(api, state_dir, args.node, index, cfg=cfg, sandbox_mode=args.sandbox,
-                                  fast_start=fast_start, stop=stop.event)
+        kubelet = manager.Kubelet(api, state_dir, args.node, index, cluster=net.index, cfg=cfg,
+                                  sandbox_mode=args.sandbox, fast_start=fast_start, stop=stop.event)
         log = logging.getLogger("kubesim.kubelet")
         log.info("kubelet for node %s starting (pid %d)", args.node, os.getpid())
         kubelet.start()

@@ -24,7 +24,7 @@ log = logging.getLogger("kubesim.kubelet")
 
 
 class Kubelet:
-    def __init__(self, api: kclient.Client, state_dir: Path, node_name: str, node_index: int, *,
+    def __init__(self, api: kclient.Client, state_dir: Path, node_name: str, node_index: int, *, cluster: int,
                  cfg: settings.ControllerSettings, sandbox_mode: str, fast_start: float,
                  stop: threading.Event | None = None) -> None:
         self.api = api
@@ -32,13 +32,13 @@ class Kubelet:
         self.node_dir = state_dir / "nodes" / node_name
         self.node_dir.mkdir(parents=True, exist_ok=True)
         self.recorder = events.Recorder(api, "kubelet", node_name)
-        host_ip = podip.host_ip(node_index)
+        host_ip = podip.host_ip(cluster, node_index)
         self.agent = node.NodeAgent(api, self.recorder, node_name, host_ip=host_ip, state_dir=state_dir,
                                     interval=cfg.node_status_interval, lease_duration=cfg.node_lease_duration)
         self.registry = containers.Registry(self.node_dir / "containers.json")
         self.ctx = pods.Context(
             api=api, event=self._event, node=node_name, node_dir=self.node_dir, host_ip=host_ip,
-            allocator=podip.Allocator(node_index), launcher=containers.Launcher(), registry=self.registry,
+            allocator=podip.Allocator(cluster, node_index), launcher=containers.Launcher(), registry=self.registry,
             crash_backoff=backoff.Backoff(cfg.crashloop_base, cfg.crashloop_max),
             image_backoff=backoff.Backoff(cfg.crashloop_base, cfg.crashloop_max),
             sandbox_mode=sandbox_mode, fast_start=fast_start, allocatable=dict(self.agent.capacity))

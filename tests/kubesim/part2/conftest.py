@@ -11,6 +11,12 @@ uncordon all). ``heal`` also runs after EVERY test that used the cluster (autous
 ``namespace`` (function) creates a unique namespace on it and deletes it afterwards. Helpers K2-K5
 rely on these names.
 
+The cluster's network is kubesim's default (``--network host``) unless ``KUBESIM_TEST_NETWORK``
+says otherwise (``private``: run the same tests on a cluster in a network namespace of its own).
+Tests that talk to pods do so through ``cluster.inside(fn, ...)`` (kubesim's way in, see
+:func:`kubesim.network.call`), never from the host directly, so they pass in both modes;
+``cluster.pod_range`` / ``cluster.node_ip(i)`` give the cluster's addresses.
+
 The cluster is skipped (with the reason printed) only while ``kubesim.kubelet`` has no
 ``__main__`` yet; any other start failure is an error showing the CLI's output.
 """
@@ -18,19 +24,21 @@ The cluster is skipped (with the reason printed) only while ``kubesim.kubelet`` 
 from __future__ import annotations
 
 import dataclasses
+import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import kubelet_guard
 import pytest
 
-from kubesim import client, nodes, state
+from kubesim import client, network, nodes, state
 
 NODES = ("kubesim-worker", "kubesim-worker2", "kubesim-worker3")
+NETWORK = os.environ.get("KUBESIM_TEST_NETWORK", network.DEFAULT_MODE)
 
 CLUSTER_FLAGS: tuple[str, ...] = (
     "--node-monitor-grace", "4s",   # kubelets heartbeat every 1 s, node lifecycle looks every 0.5 s
@@ -40,6 +48,9 @@ CLUSTER_FLAGS: tuple[str, ...] = (
 )
 
 
+T = TypeVar("T")
+
+
 @dataclasses.dataclass(frozen=True)
 class Cluster:
     state_dir: Path
@@ -47,6 +58,20 @@ class Cluster:
     client: client.Client
     api: Any
     nodes: tuple[str, ...]
+
+    @property
+    def net(self) -> network.Network:
+        net = network.recorded(state.Layout(self.state_dir.resolve()))
+        assert net is not None, f"no network recorded in {self.state_dir}"
+        return net
+
+    def node_ip(self, node_index: int) -> str:
+        """The host IP of node ``node_index`` (kubesim-worker = 1)."""
+        return f"127.{self.net.index}.{node_index}.1"
+
+    def inside(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``fn`` in the cluster's network (pod IPs reachable), whichever mode it runs in."""
+        return network.call(self.state_dir, fn, *args, **kwargs)
 
     def run(self, *args: str, check: bool = True, timeout: float = 90) -> subprocess.CompletedProcess[str]:
         """``python -m kubesim <args> --state <dir>``; raises with its output when ``check`` and it fails."""
@@ -84,7 +109,7 @@ def kubesim_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluste
 
     state_dir = tmp_path_factory.mktemp("kubesim-cluster")
     cmd = [sys.executable, "-m", "kubesim", "up", "--state", str(state_dir), "--port", "0",
-           "--nodes", str(len(NODES)), *CLUSTER_FLAGS]
+           "--nodes", str(len(NODES)), "--network", NETWORK, *CLUSTER_FLAGS]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
         if proc.returncode != 0:

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import pytest
 import tenacity
 
-from kubesim import client
+from kubesim import client, podlogs
 
 Obj = dict[str, Any]
 T = TypeVar("T")
@@ -89,6 +89,19 @@ def _alive(pid: int) -> bool:
     return fields[0] != "Z"
 
 
+def _http_status(url: str) -> int:
+    """GET ``url``; run through ``cluster.inside`` (pods are reachable only from the cluster's network)."""
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        return int(resp.status)
+
+
+def _log_text(path: Path) -> str:
+    """What the container wrote, from its CRI-format log file (records' prefixes stripped); "" if none yet."""
+    if not path.exists():
+        return ""
+    return podlogs.render_file(path, podlogs.LogOptions()).decode()
+
+
 def _events(cluster: Any, ns: str, pod: str) -> list[Obj]:
     items, _ = cluster.client.list("events", ns, field_selector=f"involvedObject.name={pod}")
     return items
@@ -104,9 +117,10 @@ def test_pause_pod_runs_gets_its_own_ip_is_ready_and_deletion_sigterms_it(kubesi
     ready_after = time.monotonic() - started
     st = pod["status"]
     assert st["phase"] == "Running"
-    assert st["podIP"].startswith("127.12.")  # kubesim-worker2 owns 127.12.0.0/16
+    index = cluster.net.index  # the cluster's 127.<index>.0.0/16; kubesim-worker2 owns 127.<index>.2.0/24
+    assert st["podIP"].startswith(f"127.{index}.2.")
     assert st["podIPs"] == [{"ip": st["podIP"]}]
-    assert st["hostIP"] == "127.12.0.1"
+    assert st["hostIP"] == f"127.{index}.2.1" == cluster.node_ip(2)
     cs = _cstatus(pod)
     assert cs["ready"]
     assert cs["started"]
@@ -167,8 +181,8 @@ def test_crashing_container_shows_crashloopbackoff_with_growing_restart_count(ku
                    lambda p: _cstatus(p).get("restartCount", 0) > cs["restartCount"])
     assert _cstatus(later)["restartCount"] > cs["restartCount"]
     log_dir = Path(cluster.state_dir) / "nodes" / NODE / "pods" / f"{namespace}_crash_{uid}" / "c"
-    assert (log_dir / "0.log").read_text() == "attempt\n"
-    assert (log_dir / "1.log").read_text() == "attempt\n"
+    assert _log_text(log_dir / "0.log") == "attempt\n"
+    assert _log_text(log_dir / "1.log") == "attempt\n"
     assert any(e["reason"] == "BackOff" and e["type"] == "Warning" for e in _events(cluster, namespace, "crash"))
 
 
@@ -276,8 +290,7 @@ def test_writer_image_serves_readyz_on_its_pod_ip_with_its_volume_at_data(kubesi
     got = await_("writer Ready", lambda: _get(cluster, namespace, "w-0"), _ready, timeout=30)
     print(f"writer pod create -> Ready: {time.monotonic() - started:.2f}s")
     ip = got["status"]["podIP"]
-    with urllib.request.urlopen(f"http://{ip}:8080/readyz", timeout=5) as resp:
-        assert resp.status == 200
+    assert cluster.inside(_http_status, f"http://{ip}:8080/readyz") == 200  # from inside the cluster's network
     assert any(p.name != "lost+found" for p in data.iterdir()), "the writer wrote nothing into its volume"
     assert not Path("/data").exists() or Path("/data").is_dir()
 
@@ -422,8 +435,7 @@ def test_harness_statefulset_writers_serve_on_their_pod_ips_from_their_claims(ku
     print(f"2-replica OrderedReady writer StatefulSet create -> all Ready: {time.monotonic() - started:.2f}s")
     for pod in pods:
         ip = pod["status"]["podIP"]
-        with urllib.request.urlopen(f"http://{ip}:8080/readyz", timeout=5) as resp:
-            assert resp.status == 200
+        assert cluster.inside(_http_status, f"http://{ip}:8080/readyz") == 200
         claim = cluster.client.get("persistentvolumeclaims", f"data-{pod['metadata']['name']}", namespace)
         pv = cluster.client.get("persistentvolumes", claim["spec"]["volumeName"])
         path = Path((pv["spec"].get("local") or pv["spec"].get("hostPath"))["path"])
@@ -450,7 +462,7 @@ def test_init_containers_run_to_completion_before_the_main_containers(kubesim_cl
     assert init_status["state"]["terminated"]["reason"] == "Completed"
     uid = done["metadata"]["uid"]
     log = Path(cluster.state_dir) / "nodes" / NODE / "pods" / f"{namespace}_init_{uid}" / "c" / "0.log"
-    await_("main container printed the init container's file", lambda: log.read_text() if log.exists() else "",
+    await_("main container printed the init container's file", lambda: _log_text(log),
            lambda text: text == "prepared\n")
 
 
@@ -492,7 +504,7 @@ def test_pod_hostname_resolves_to_its_pod_ip_in_its_etc_hosts(kubesim_cluster: A
     pod = await_("named pod Ready", lambda: _get(cluster, namespace, "named"), _ready)
     log = (Path(cluster.state_dir) / "nodes" / NODE / "pods" / f"{namespace}_named_{pod['metadata']['uid']}" / "c"
            / "0.log")
-    text = await_("hosts line printed", lambda: log.read_text() if log.exists() else "", lambda t: t.count("\n") >= 2)
+    text = await_("hosts line printed", lambda: _log_text(log), lambda t: t.count("\n") >= 2)
     assert text.splitlines()[0] == "named"
     assert text.splitlines()[1] == f"{pod['status']['podIP']}\tnamed.svc.{namespace}.svc.cluster.local\tnamed"
     assert "named" not in Path("/etc/hosts").read_text()

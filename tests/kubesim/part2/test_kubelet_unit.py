@@ -22,7 +22,7 @@ from typing import Any, cast
 import pytest
 import tenacity
 
-from kubesim import images
+from kubesim import images, podlogs
 from kubesim.kubelet import backoff, containers, envvars, podip, probes, status
 
 POD = {
@@ -52,10 +52,10 @@ def test_downward_api_env_resolves_every_field_the_writer_and_upstream_use() -> 
         {"name": "HOST_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}},
         {"name": "URL", "value": "http://$(LISTEN_HOST):8080/$$(NOT)"},
     ]}
-    env = envvars.build(POD, container, pod_ip="127.11.0.2", host_ip="127.11.0.1", lookup=_no_objects)
+    env = envvars.build(POD, container, pod_ip="127.32.1.2", host_ip="127.32.1.1", lookup=_no_objects)
     assert env == {"POD_NAME": "writer-0", "NS": "ns1", "UID": "u-1", "IDX": "0", "ANN": "b",
-                   "NODE": "kubesim-worker", "LISTEN_HOST": "127.11.0.2", "HOST_IP": "127.11.0.1",
-                   "URL": "http://127.11.0.2:8080/$(NOT)"}
+                   "NODE": "kubesim-worker", "LISTEN_HOST": "127.32.1.2", "HOST_IP": "127.32.1.1",
+                   "URL": "http://127.32.1.2:8080/$(NOT)"}
 
 
 def test_missing_configmap_key_ref_is_a_config_error_unless_optional() -> None:
@@ -134,30 +134,43 @@ def test_backoff_message_uses_go_duration_wording(seconds: float, text: str) -> 
 # ----- pod IPs -------------------------------------------------------------------------------------
 
 
-def test_pod_ips_are_per_node_ranges_round_robin_and_readoptable() -> None:
-    a, b = podip.Allocator(1), podip.Allocator(2)
+def test_pod_ips_are_per_cluster_and_node_ranges_round_robin_and_readoptable() -> None:
+    """Cluster C, node i: host IP 127.C.i.1, pods 127.C.i.2-254; two clusters never share an address."""
+    a, b = podip.Allocator(32, 1), podip.Allocator(32, 2)
     first = a.allocate("p1")
-    assert first == "127.11.0.2"
-    assert podip.host_ip(1) == "127.11.0.1"
-    assert b.allocate("p1") == "127.12.0.2"
+    assert first == "127.32.1.2"
+    assert podip.host_ip(32, 1) == "127.32.1.1"
+    assert b.allocate("p1") == "127.32.2.2"
     assert a.allocate("p1") == first  # idempotent per pod
     second = a.allocate("p2")
     a.release("p1")
     assert a.allocate("p3") not in (first, second)  # a freed address is not handed out again at once
-    c = podip.Allocator(1)
+    c = podip.Allocator(32, 1)
     assert c.claim("p2", second)
     assert not c.claim("p9", second)
-    assert not c.claim("p4", "127.12.0.9")
+    assert not c.claim("p4", "127.32.2.9")  # another node's
+    assert not c.claim("p5", "127.33.1.9")  # another cluster's node of the same name
+    assert not c.claim("p6", "127.32.1.1")  # the node's own address
+    assert not c.claim("p7", "127.11.0.9")  # what an older kubesim gave kubesim-worker
+    assert podip.Allocator(33, 1).allocate("p1") == "127.33.1.2"
+    assert podip.cluster_range(33) == "127.33.0.0/16"
     assert podip.node_index_from_name("kubesim-worker") == 1
     assert podip.node_index_from_name("kubesim-worker3") == 3
     assert podip.node_index_from_name("kind-control-plane") is None
+    with pytest.raises(podip.AddressError, match="cluster index 0"):
+        podip.Allocator(0, 1)
+    with pytest.raises(podip.AddressError, match="node index 255"):
+        podip.host_ip(32, 255)
 
 
-def test_allocator_never_hands_out_network_broadcast_or_host_addresses() -> None:
-    a = podip.Allocator(3)
-    ips = {a.allocate(f"p{i}") for i in range(600)}
-    assert len(ips) == 600
-    assert not any(ip.endswith((".0", ".255")) or ip == "127.13.0.1" for ip in ips)
+def test_allocator_never_hands_out_network_broadcast_or_host_addresses_and_says_when_full() -> None:
+    a = podip.Allocator(40, 3)
+    ips = {a.allocate(f"p{i}") for i in range(253)}
+    assert len(ips) == 253  # more than the 110 pods a node admits
+    assert all(ip.startswith("127.40.3.") for ip in ips)
+    assert not any(ip.endswith((".0", ".255")) or ip == "127.40.3.1" for ip in ips)
+    with pytest.raises(podip.AddressError, match=r"node 127\.40\.3\.0/24: all pod addresses are in use"):
+        a.allocate("one-too-many")
 
 
 # ----- status --------------------------------------------------------------------------------------
@@ -226,6 +239,11 @@ def _spec(tmp: Path, argv: list[str], mounts: list[dict[str, object]] | None = N
                                  hostname="sandbox-test", pause=False, mode="auto")
 
 
+def _container_output(log: bytes) -> str:
+    """What PID 1 wrote, from the shim's CRI-format log records (their timestamp/stream/tag stripped)."""
+    return "".join(podlogs.parse_record(line, None).content.decode() for line in log.splitlines(keepends=True))
+
+
 @needs_root
 def test_volume_appears_at_a_mount_path_the_host_lacks_and_the_host_stays_clean(tmp_path: Path) -> None:
     vol = tmp_path / "vol"
@@ -240,7 +258,7 @@ def test_volume_appears_at_a_mount_path_the_host_lacks_and_the_host_stays_clean(
         tmp_path / "log")
     assert isinstance(launched, containers.Process), launched
     assert launched.wait() == 0, (tmp_path / "log").read_text()
-    out = (tmp_path / "log").read_text().splitlines()
+    out = _container_output((tmp_path / "log").read_bytes()).splitlines()
     assert out[0] == "from the volume"
     assert out[1] == "sandbox-test"
     assert "vol" in out[2:]  # the shadowed parent still shows its existing entries
@@ -370,7 +388,7 @@ def test_unprivileged_shim_uses_a_user_namespace_and_still_mounts_volumes() -> N
             pytest.skip(f"this kernel refuses unprivileged user namespaces: {status_lines}")
         assert json.loads(status_lines[0])["mode"] == "userns", status_lines
         assert proc.returncode == 0, out
-        assert out.decode().strip() == "pid 1"
+        assert _container_output(out).strip() == "pid 1"
         assert (base / "vol" / "out").read_text() == "from-userns\n"
         assert not Path(target).exists()
     finally:
@@ -627,8 +645,8 @@ def test_the_pod_shows_its_containers_creating_before_any_failedmount_event(tmp_
 
     fake = _StatusAndEvents()
     ctx = pods.Context(
-        api=cast(Any, fake), event=fake.event, node="kubesim-worker", node_dir=tmp_path, host_ip="127.11.0.1",
-        allocator=podip.Allocator(1), launcher=cast(containers.Launcher, None),
+        api=cast(Any, fake), event=fake.event, node="kubesim-worker", node_dir=tmp_path, host_ip="127.32.1.1",
+        allocator=podip.Allocator(32, 1), launcher=cast(containers.Launcher, None),
         registry=containers.Registry(tmp_path / "containers.json"), crash_backoff=backoff.Backoff(1, 8),
         image_backoff=backoff.Backoff(1, 8), sandbox_mode="auto", fast_start=0.1, allocatable={})
     pod = {"metadata": {"name": "badvol", "namespace": "ns1", "uid": "u-1"},
