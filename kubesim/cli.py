@@ -10,10 +10,10 @@ Then ``down`` verifies that nothing of the cluster is left (:func:`kubesim.nodes
 is SIGKILLed by pid, named on stderr, and ``down`` exits 1 — a leaked container would otherwise keep
 writing to a volume long after anyone looked.
 
-``--network host|private`` (:mod:`kubesim.network`): ``host`` (the default) runs everything in the
-host's network with an address range leased host-wide for this cluster; ``private`` puts the
+``--network private|host`` (:mod:`kubesim.network`): ``private`` (the default, as on kind) puts the
 control plane, kubelets and pods in a network namespace of the cluster's own and publishes only
-the API server on the host. ``net exec`` runs a command inside the cluster's network.
+the API server on the host; ``host`` (explicit, where namespaces are refused) runs everything in
+the host's network with an address range leased host-wide for this cluster. ``net exec`` runs a command inside the cluster's network.
 """
 
 from __future__ import annotations

@@ -66,7 +66,7 @@ from kubesim import state
 MODES = ("host", "private")
 #: host until the harness reaches kubesim's pods through kubectl port-forward (its "pod-ip" reach mode cannot
 #: reach a private cluster's pods); then private, with host kept for machines that refuse network namespaces.
-DEFAULT_MODE = "host"
+DEFAULT_MODE = "private"
 COMPONENT = "network"
 PRIVATE_INDEX = 10
 HOST_INDEXES = range(32, 255)

@@ -18,6 +18,7 @@ import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal, get_args
 
 from harness.clusters import base
 
@@ -28,6 +29,10 @@ DEFAULT_PERIODS: Mapping[str, str] = {
     "--crashloop-base": "1s",  # first restart back-off [10s]
     "--crashloop-max": "8s",  # back-off cap [300s]
 }
+
+Network = Literal["private", "host"]
+NETWORKS: tuple[Network, ...] = get_args(Network)
+ENV_NETWORK = "HARNESS_KUBESIM_NETWORK"
 
 #: Lines of each log shown when the cluster does not come up.
 TAIL_LINES = 8
@@ -47,6 +52,10 @@ class EmbeddedCluster:
     start_timeout_s: float = 120.0
     stop_grace_s: float = 5.0
     name: str = "kubesim"
+    #: ``private``: a network namespace of the cluster's own, pods reached through the API server's
+    #: port-forward exactly as on kind; ``host``: a host-wide address range, pods reached directly
+    #: (for machines that refuse network namespaces; env HARNESS_KUBESIM_NETWORK)
+    network: Network = "private"
     _nodes: tuple[str, ...] = ()
     _started: bool = False
     _server: str | None = None
@@ -69,7 +78,8 @@ class EmbeddedCluster:
 
     @property
     def reach(self) -> base.Reach:
-        return "pod-ip"  # every pod has its own 127.x.y.z address on this machine
+        # private: the host cannot reach pod IPs (as on kind), so the code path real clusters use runs
+        return "port-forward" if self.network == "private" else "pod-ip"
 
     @property
     def capabilities(self) -> frozenset[base.Capability]:
@@ -118,7 +128,8 @@ class EmbeddedCluster:
 
     def up_command(self) -> list[str]:
         cmd = [sys.executable, "-m", "kubesim", "up", "--state", str(self.state_dir), "--port", "0",
-               "--nodes", str(self.node_count), "--nodes-timeout", str(max(10.0, self.start_timeout_s - 15))]
+               "--nodes", str(self.node_count), "--nodes-timeout", str(max(10.0, self.start_timeout_s - 15)),
+               "--network", self.network]
         for flag, value in self.periods.items():
             cmd += [flag, value]
         return cmd
@@ -165,7 +176,8 @@ class EmbeddedCluster:
 
     def describe(self) -> dict[str, object]:
         return {"kind": self.kind, "name": self.name, "server": self._server, "nodes": list(self._nodes),
-                "state_dir": str(self.state_dir), "periods": dict(self.periods), "reach": self.reach}
+                "state_dir": str(self.state_dir), "periods": dict(self.periods), "reach": self.reach,
+                "network": self.network}
 
     def _log_tails(self, output: str) -> str:
         """The end of every log kubesim wrote, so one failure message says why."""

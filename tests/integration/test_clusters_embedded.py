@@ -36,8 +36,9 @@ def test_embedded_cluster_comes_up_with_its_nodes_and_stop_ends_every_process(tm
         with base.running(cluster):
             assert len(cluster.nodes) == 2
             pids = recorded_pids(cluster.state_dir)
-            assert len(pids) == 3
+            assert len(pids) == 4, "control plane, two kubelets and the network's holder"
             assert all(alive(p) for p in pids)
+            assert (cluster.network, cluster.reach) == ("private", "port-forward")
             api = kube_client.new_api_client(cluster.kubeconfig)
             try:
                 assert kube_client.server_version(api).startswith("v1.")

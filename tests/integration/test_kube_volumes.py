@@ -14,6 +14,7 @@ from harness.clusters import base, embedded
 from harness.deploy import direct, manifests
 from harness.deploy import spec as deploy_spec
 from harness.kube import client as kube_client
+from harness.kube import endpoints as kube_endpoints
 from harness.kube import volumes
 
 
@@ -99,8 +100,15 @@ def test_acknowledged_checkpoints_are_read_back_through_verifier_pods(one_node: 
     try:
         direct.deploy(spec, target, wait_timeout=60, progress=lambda _line: None)
         pod = k8s.CoreV1Api(api).read_namespaced_pod("ckpt-0", "volumes-read")
-        url = f"http://{pod.status.pod_ip}:{spec.writer.listen_port}"
-        acked = [post_checkpoint(url, step)["digest"] for step in (1, 2)]
+        # the way the harness reaches pods where the host cannot (kubesim's private network, kind)
+        forward = kube_endpoints.PortForward(
+            kube_endpoints.PodTarget(ordinal=0, name="ckpt-0", uid=str(pod.metadata.uid), ip=pod.status.pod_ip,
+                                     running=True),
+            "volumes-read", spec.writer.listen_port, ["--kubeconfig", str(one_node.kubeconfig)])
+        try:
+            acked = [post_checkpoint(forward.url, step)["digest"] for step in (1, 2)]
+        finally:
+            forward.stop()
         selector = ",".join(f"{k}={v}" for k, v in manifests.selector_labels(spec).items())
         lines: list[str] = []
         found = volumes.read_volumes(api, "volumes-read", "ckpt", {0: "data-ckpt-0"}, image=spec.image,
