@@ -26,9 +26,11 @@ fuse:
 ## run: the main job — the default durability scenarios, a run folder per scenario under reports/
 ## (every scenario: `pytest scenarios -m "extended or not extended"`; the rest: `-m extended`)
 run: $(STAMP) fuse
-	$(PY) -m pytest scenarios -s -m "not extended" --html=reports/scenarios.html --self-contained-html; rc=$$?; \
+	$(PY) -m pytest scenarios -s -m "not extended" --html=reports/scenarios.html --self-contained-html \
+	  --junitxml=reports/junit.xml; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "no scenario collected: treating as failure" >&2; exit 1; fi; \
-	echo "report: reports/scenarios.html, run folder: reports/latest"; exit $$rc
+	echo "reports: reports/scenarios.html (verdicts), reports/index.html (every run), reports/latest/report.html," \
+	  "reports/junit.xml"; exit $$rc
 
 ## test: everything CI checks — lint, types, layering, then the test suite
 test: lint typecheck imports unit

@@ -31,6 +31,9 @@ def build_app() -> typer.Typer:
         no_args_is_help=True,
         add_completion=False,
         pretty_exceptions_enable=False,
+        # plain help: typer's rich panels print <bool> after every flag and the Python type of
+        # every value (<str> for numbers the spec parser reads from text); options say what they take
+        rich_markup_mode=None,
     )
 
     @app.callback()

@@ -324,7 +324,8 @@ def _with_our_option_names(message: str) -> str:
 @pytest.fixture
 def report_attach(request: pytest.FixtureRequest) -> Callable[[str, str], None]:
     """``attach(name, text)``: put text into the HTML report — shown inline, or as a link when
-    ``name`` ends in ``.json`` (results.json is too long to read inline).
+    ``name`` ends in ``.json`` (results.json is too long to read inline), or, when ``name`` ends in
+    ``.html``, a link to the file at path ``text`` (a run's report.html), relative to the report.
 
     A no-op without pytest-html (or with ``-p no:html``), so scenarios never depend on it.
     """
@@ -336,8 +337,14 @@ def report_attach(request: pytest.FixtureRequest) -> Callable[[str, str], None]:
 
     extras = request.getfixturevalue("extras")
 
+    html_path = request.config.stash.get(HTML_KEY, None)
+
     def attach(name: str, text: str) -> None:
-        if name.endswith(".json"):
+        if name.endswith(".html"):
+            target = Path(text).resolve()
+            base = (html_path or Path.cwd()).resolve().parent
+            extras.append(pytest_html.extras.url(os.path.relpath(target, base), name=name))
+        elif name.endswith(".json"):
             extras.append(pytest_html.extras.text(text, name=name))
         else:
             extras.append(pytest_html.extras.html(f"<h4>{html.escape(name)}</h4><pre>{html.escape(text)}</pre>"))
@@ -411,6 +418,7 @@ def run_scenario(
                                      on_run=request.config.stash[SESSION_RUNS_KEY].append)
         except model.ScenarioError as exc:
             pytest.fail(f"scenario {scn.name}: {exc}", pytrace=False)
+        report_attach("report.html", str(outcome.run_dir / "report.html"))
         failures = outcome.failures([name for name in outcome.composed.verdicts if name != "perf"])
         assert not failures, "; ".join(failures)
         return outcome

@@ -56,7 +56,7 @@ def _via(raw: str) -> Via:
 
 def deploy_command(
     *,
-    via: str,
+    via: str | None,
     render: Path | None,
     overwrite: bool,
     kubeconfig: Path | None,
@@ -72,7 +72,9 @@ def deploy_command(
     from harness.deploy import spec as deploy_spec
 
     say = _progress_printer()
-    method = _via(via)
+    if render is not None and via is not None:
+        _fail("--via has no effect with --render (the YAML is what both ways deploy); drop one of them", code=2)
+    method = _via(via or "direct")
     wait_timeout = _timeout(timeout) if wait else None
     try:
         spec = deploy_spec.parse(spec_values, source="cli")
@@ -116,7 +118,7 @@ def undeploy_command(
     *,
     name: str | None,
     namespace: str | None,
-    via: str,
+    via: str | None,
     delete_claims: bool,
     delete_namespace: bool,
     kubeconfig: Path | None,
@@ -130,7 +132,7 @@ def undeploy_command(
     from harness.deploy import spec as deploy_spec
 
     say = _progress_printer()
-    method = _via(via)
+    method = _via(via or "direct")
     wait_timeout = _timeout(timeout) if wait else None
     try:
         spec = deploy_spec.parse({"name": name, "namespace": namespace}, source="cli")
@@ -162,16 +164,34 @@ def undeploy_command(
 
 
 _COMMON = {
-    "via": Annotated[str, typer.Option("--via", help="direct (kubernetes client) or pulumi (Automation API)")],
+    "via": Annotated[str | None, typer.Option("--via", metavar="direct|pulumi",
+                                              help="direct (kubernetes client) or pulumi (Automation API) "
+                                                   "[default: direct]")],
     "kubeconfig": Annotated[
         Path | None, typer.Option("--kubeconfig", help="kubeconfig file [default: $KUBECONFIG or ~/.kube/config]")
     ],
-    "context": Annotated[str | None, typer.Option("--context", help="kubeconfig context [default: current]")],
+    "context": Annotated[str | None, typer.Option("--context", metavar="NAME",
+                                                  help="kubeconfig context [default: current]")],
     "wait": Annotated[bool, typer.Option("--wait/--no-wait", help="wait for the rollout / pods to finish")],
-    "timeout": Annotated[str, typer.Option("--timeout", help="seconds to wait before giving up")],
+    "timeout": Annotated[str, typer.Option("--timeout", metavar="SECONDS", help="seconds to wait before giving up")],
     "state_dir": Annotated[
         Path | None, typer.Option("--state-dir", help="Pulumi file-backend state [default: infra/.pulumi]")
     ],
+}
+
+
+#: what each spec flag takes (every value arrives as text for the one parser, so the help says
+#: what the text must be rather than its Python type)
+_SPEC_METAVARS: dict[str, str] = {
+    "name": "NAME", "namespace": "NAME", "replicas": "N", "image": "IMAGE",
+    "image_pull_policy": "IfNotPresent|Always|Never", "storage_class": "CLASS", "volume_size": "QUANTITY",
+    "access_mode": "MODE", "claim_template": "NAME", "when_deleted": "Retain|Delete",
+    "when_scaled": "Retain|Delete", "pod_management": "OrderedReady|Parallel",
+    "update_strategy": "RollingUpdate|OnDelete", "partition": "N", "min_ready_seconds": "SECONDS",
+    "termination_grace_seconds": "SECONDS", "pdb": "true|false", "pdb_min_available": "N|NN%",
+    "pdb_max_unavailable": "N|NN%", "cpu_request": "QUANTITY", "memory_request": "QUANTITY",
+    "cpu_limit": "QUANTITY", "memory_limit": "QUANTITY", "keep_last": "N", "max_checkpoint_bytes": "QUANTITY",
+    "listen_port": "PORT", "checkpoint_format": "FORMAT",
 }
 
 
@@ -183,7 +203,7 @@ def _deploy_signature() -> inspect.Signature:
     from harness.deploy import spec as deploy_spec
 
     params = [
-        _keyword("via", _COMMON["via"], "direct"),
+        _keyword("via", _COMMON["via"], None),
         _keyword(
             "render",
             Annotated[
@@ -207,7 +227,8 @@ def _deploy_signature() -> inspect.Signature:
         params.append(
             _keyword(
                 option.key,
-                Annotated[str | None, typer.Option(option.flag, help=option.help, show_default=False)],
+                Annotated[str | None, typer.Option(option.flag, help=option.help, show_default=False,
+                                                   metavar=_SPEC_METAVARS.get(option.key, "TEXT"))],
                 None,
             )
         )
@@ -223,7 +244,7 @@ def _undeploy_signature() -> inspect.Signature:
                 Annotated[str | None, typer.Option("--namespace", help="namespace [ckpt-chaos]")],
                 None,
             ),
-            _keyword("via", _COMMON["via"], "direct"),
+            _keyword("via", _COMMON["via"], None),
             _keyword(
                 "delete_claims",
                 Annotated[bool, typer.Option("--delete-claims", help="also delete the set's PVCs (and their data)")],

@@ -40,6 +40,11 @@ def serve(
         typer.Option("--format", help="checkpoint format: raw, safetensors, torch-dcp, orbax, each library format also "
                      "-hardened (docs/formats.md) [env WRITER_FORMAT, raw]"),
     ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option("--name", metavar="POD",
+                     help="run outside a pod as this pod, <statefulset>-<ordinal> (e.g. ckpt-0) [env POD_NAME]"),
+    ] = None,
     unsafe_skip: Annotated[
         str | None,
         typer.Option(
@@ -49,17 +54,24 @@ def serve(
         ),
     ] = None,
 ) -> None:
-    """Serve the checkpoint API on the volume at --data-dir (identity and pod names from the environment)."""
+    """Serve the checkpoint API on the volume at --data-dir (who it is: the pod's environment, or --name)."""
     from harness.workload import config
     from harness.workload import serve as serve_mod
 
+    env = dict(os.environ)
+    if name is not None:  # local use: the identity a pod would get from the downward API
+        env["POD_NAME"] = name
+    elif not env.get("POD_NAME", "").strip():
+        print("error: who is this writer? In a pod, POD_NAME comes from the downward API; outside one, pass "
+              "--name <statefulset>-<ordinal> (e.g. --name ckpt-0)", file=sys.stderr)
+        raise typer.Exit(2)
     try:
         cfg = config.writer_config(
-            os.environ, data_dir, host=host, port=port, keep_last=keep_last, max_bytes=max_bytes,
+            env, data_dir, host=host, port=port, keep_last=keep_last, max_bytes=max_bytes,
             unsafe_skip=unsafe_skip, shard_workers=shard_workers, connection_timeout=connection_timeout,
             max_connections=max_connections, checkpoint_format=checkpoint_format,
         )
-        code = serve_mod.serve(cfg, os.environ)
+        code = serve_mod.serve(cfg, env)
     except config.ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise typer.Exit(2) from None

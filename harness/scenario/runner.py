@@ -39,6 +39,8 @@ Attach = Callable[[str, str], None]
 
 #: how long after a heal an ordinal may take to answer a resume before the checker is told
 RESUME_DEADLINE_S = 120.0
+#: how often the load's tail says how far it is
+PROGRESS_EVERY_S = 2.0
 #: where a run keeps the cluster's logs and final object state (the report links it)
 CLUSTER_LOGS = "cluster-logs"
 
@@ -206,7 +208,12 @@ def _faults_under_load(
             timings.append(FaultTiming(number, step.fault, target, round(healed - began, 3),
                                        round(time.monotonic() - healed, 3)))
         progress(f"faults done; load runs {scn.load.tail_s:g}s more, then stops gracefully")
-        pause.wait(scn.load.tail_s)
+        tail_end = time.monotonic() + scn.load.tail_s
+        while (left := tail_end - time.monotonic()) > 0:
+            pause.wait(min(PROGRESS_EVERY_S, left))  # the tail itself, cut into steps to say how it goes
+            acked = sum(evidence.acked_per_ordinal(run.path, ordinals).values())
+            progress(f"  load: {max(0.0, tail_end - time.monotonic()):.0f}s left, {acked:,} checkpoints acknowledged")
+        progress("  stopping the load: in-flight writes get their answers first")
         result = load.finish()
         progress(f"locust: {result.requests} requests, {result.failures} failures")
         resume.until_resumed(resume_rec, ordinals, sut.endpoints, None, deadline_s=RESUME_DEADLINE_S)

@@ -32,15 +32,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--unsafe-skip", help="NEGATIVE CONTROL ONLY: publish-protocol steps to skip")
     p.add_argument("--format", dest="checkpoint_format",
                    help=f"checkpoint format: {', '.join(config.CHECKPOINT_FORMATS)} [env {config.FORMAT_ENV}, raw]")
+    p.add_argument("--name", metavar="POD",
+                   help="run outside a pod as this pod, <statefulset>-<ordinal> (e.g. ckpt-0) [env POD_NAME]")
     args = parser.parse_args(argv)
+    env = {**os.environ, "POD_NAME": args.name} if args.name is not None else dict(os.environ)
     try:
         cfg = config.writer_config(
-            os.environ, args.data_dir, host=args.host, port=args.port, keep_last=args.keep_last,
+            env, args.data_dir, host=args.host, port=args.port, keep_last=args.keep_last,
             max_bytes=args.max_bytes, unsafe_skip=args.unsafe_skip, shard_workers=args.shard_workers,
             connection_timeout=args.connection_timeout, max_connections=args.max_connections,
             checkpoint_format=args.checkpoint_format,
         )
-        return serve.serve(cfg, os.environ)
+        return serve.serve(cfg, env)
     except config.ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -96,7 +96,8 @@ class WriterConfig:
 def pod_identity_from_env(env: Mapping[str, str]) -> PodIdentity:
     pod = env.get("POD_NAME", "").strip()
     if not pod:
-        raise ConfigError("POD_NAME is not set: set it from the downward API (fieldRef metadata.name)")
+        raise ConfigError("POD_NAME is not set: set it from the downward API (fieldRef metadata.name), "
+                          "or pass --name <statefulset>-<ordinal> outside a pod")
     m = _ORDINAL_SUFFIX.fullmatch(pod)
     raw_index = env.get("POD_INDEX", "").strip()
     if raw_index:

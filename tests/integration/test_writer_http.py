@@ -386,3 +386,25 @@ def test_unparseable_numbers_are_400_not_a_dropped_connection(tmp_path: Path, wr
     assert w.request("POST", "/checkpoints", {"bytes": 10, "shards": 1})[0] == 200
     assert w.terminate() == 0
     assert "Traceback" not in w.stderr()
+
+
+@pytest.mark.parametrize("entry", [["-m", "harness", "writer", "serve"], ["-m", "harness.workload", "serve"]])
+def test_outside_a_pod_the_writer_runs_as_named_and_says_how_when_unnamed(tmp_path: Path, entry: list[str]) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("POD_", "STATEFULSET_", "CLAIM_"))}
+    unnamed = subprocess.run([sys.executable, *entry, "--data-dir", str(tmp_path)], env=env, capture_output=True,
+                             text=True, timeout=60, check=False)
+    assert unnamed.returncode == 2
+    assert "--name <statefulset>-<ordinal>" in unnamed.stderr
+    assert not list(tmp_path.iterdir()), "an unnamed writer wrote nothing"
+    named = subprocess.Popen([sys.executable, *entry, "--data-dir", str(tmp_path), "--name", "ckpt-2",
+                              "--host", "127.0.0.1", "--port", "0"], env=env, stdout=subprocess.PIPE, text=True,
+                             start_new_session=True)
+    try:
+        assert named.stdout is not None
+        first = json.loads(named.stdout.readline())
+        assert (first["event"], first["ordinal"], first["pod"]) == ("listening", 2, "ckpt-2")
+    finally:
+        os.killpg(named.pid, signal.SIGKILL)
+        named.wait(timeout=10)
+        if named.stdout:
+            named.stdout.close()

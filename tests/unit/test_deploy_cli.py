@@ -45,7 +45,8 @@ def one_error_line(proc: subprocess.CompletedProcess[str]) -> str:
         (["--access-mode", "RWM"], "error: --access-mode: 'RWM' is not one of"),
         (["--when-scaled", "Keep"], "error: --when-scaled: 'Keep' is not one of Retain, Delete"),
         (["--timeout", "0"], "error: --timeout must be more than 0 seconds"),
-        (["--via", "helm"], "error: --via 'helm' is not one of direct, pulumi"),
+        (["--via", "helm"], "error: --via has no effect with --render"),
+        (["--via", "pulumi"], "error: --via has no effect with --render"),
     ],
 )
 def test_bad_spec_value_is_one_line_exit_2_and_nothing_rendered(
