@@ -13,7 +13,8 @@ writing to a volume long after anyone looked.
 ``--network private|host`` (:mod:`kubesim.network`): ``private`` (the default, as on kind) puts the
 control plane, kubelets and pods in a network namespace of the cluster's own and publishes only
 the API server on the host; ``host`` (explicit, where namespaces are refused) runs everything in
-the host's network with an address range leased host-wide for this cluster. ``net exec`` runs a command inside the cluster's network.
+the host's network with an address range leased host-wide for this cluster. ``net exec`` runs a
+command inside the cluster's network.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import tenacity
 
-from kubesim import client, state
+from kubesim import client, network, state
 
 SCRIPTED = Path(__file__).with_name("scripted_kubelet.py")
 
@@ -79,7 +79,8 @@ def test_up_with_nodes_records_kubelets_and_crash_restore_down_stop_exactly_them
     assert up.returncode == 0, up.stderr
     assert "nodes Ready: kubesim-worker, kubesim-worker2" in up.stdout
     comps = components(cluster_dir)
-    assert set(comps) == {"apiserver", "kubelet/kubesim-worker", "kubelet/kubesim-worker2"}
+    # the private network's holder is a component of its own (the default network): recorded, and stopped by down
+    assert set(comps) == {"apiserver", "kubelet/kubesim-worker", "kubelet/kubesim-worker2", network.COMPONENT}
     kubelet2 = int(comps["kubelet/kubesim-worker2"]["pid"])  # type: ignore[call-overload]
     container2 = container_pid(cluster_dir, "kubesim-worker2")
     container1 = container_pid(cluster_dir, "kubesim-worker")
