@@ -19,6 +19,7 @@ SUITES: dict[str, str] = {
     "writer": "harness.workload.bench:run",
     "formats": "harness.workload.bench:run_formats",
     "load": "harness.load.bench:run",
+    "reach": "harness.load.bench_reach:run",
     "report": "harness.report.bench:run",
 }
 

@@ -23,12 +23,17 @@ def build(
     context: Annotated[
         Path | None, typer.Option("--context", help="repository root to build from [default: this checkout]")
     ] = None,
+    formats: Annotated[
+        str | None, typer.Option("--formats", metavar="torch,orbax",
+                                 help="also install these checkpoint libraries (the torch-dcp and orbax formats; "
+                                      "several hundred MB each) [default: raw and safetensors only]")
+    ] = None,
 ) -> None:
     """Build the writer image with Docker (and `kind load` it when --kind is given)."""
     from harness.deploy import image
 
     try:
-        plan = image.plan(context, tag, kind)
+        plan = image.plan(context, tag, kind, image.parse_formats(formats))
         image.build(plan, echo=lambda line: print(line, file=sys.stderr))
     except image.ImageError as exc:
         print(f"error: {exc}", file=sys.stderr)

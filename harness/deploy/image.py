@@ -18,6 +18,9 @@ from harness.deploy import spec as deploy_spec
 
 DOCKERFILE = checkout.DOCKERFILE
 DOCKER_INFO_TIMEOUT = 20.0
+#: optional checkpoint libraries the image can carry (infra/writer-requirements-<name>.txt): the writer's
+#: raw and safetensors formats are always in it; torch-dcp and orbax cost several hundred MB each
+FORMAT_LAYERS: tuple[str, ...] = ("torch", "orbax")
 
 
 class ImageError(Exception):
@@ -38,9 +41,12 @@ class BuildPlan:
     dockerfile: Path
     tag: str
     kind_cluster: str | None
+    #: optional format libraries built into the image (a subset of FORMAT_LAYERS, in its order)
+    formats: tuple[str, ...] = ()
 
     def docker_build_argv(self, docker: str = "docker") -> list[str]:
-        return [docker, "build", "--file", str(self.dockerfile), "--tag", self.tag, str(self.context)]
+        extra = ["--build-arg", f"WRITER_FORMATS={' '.join(self.formats)}"] if self.formats else []
+        return [docker, "build", "--file", str(self.dockerfile), *extra, "--tag", self.tag, str(self.context)]
 
     def kind_load_argv(self, kind: str = "kind") -> list[str] | None:
         if self.kind_cluster is None:
@@ -48,7 +54,18 @@ class BuildPlan:
         return [kind, "load", "docker-image", self.tag, "--name", self.kind_cluster]
 
 
-def plan(context: Path | None, tag: str | None, kind_cluster: str | None) -> BuildPlan:
+def parse_formats(text: str | None) -> tuple[str, ...]:
+    """``torch,orbax`` -> the layers in FORMAT_LAYERS order; an unknown name is one line naming the known ones."""
+    names = [n.strip() for n in (text or "").split(",") if n.strip()]
+    unknown = [n for n in names if n not in FORMAT_LAYERS]
+    if unknown:
+        raise ImageError(f"--formats {','.join(unknown)}: not an optional format library of the image; "
+                         f"choose from {', '.join(FORMAT_LAYERS)} (raw and safetensors are always in it)")
+    return tuple(n for n in FORMAT_LAYERS if n in names)
+
+
+def plan(context: Path | None, tag: str | None, kind_cluster: str | None,
+         formats: tuple[str, ...] = ()) -> BuildPlan:
     root = context if context is not None else checkout.source_root()
     if root is None:
         raise ImageError(
@@ -63,7 +80,11 @@ def plan(context: Path | None, tag: str | None, kind_cluster: str | None) -> Bui
         # The pods use imagePullPolicy IfNotPresent; with :latest the kubelet defaults to Always and
         # would try to pull an image that only exists inside the kind nodes.
         raise ImageError(f"--tag {image}: give an explicit version tag (not :latest), e.g. ckpt-writer:0.1.0")
-    return BuildPlan(context=root, dockerfile=root / DOCKERFILE, tag=image, kind_cluster=kind_cluster)
+    for name in formats:
+        if not (root / f"infra/writer-requirements-{name}.txt").is_file():
+            raise ImageError(f"--context {root} has no infra/writer-requirements-{name}.txt for --formats {name}")
+    return BuildPlan(context=root, dockerfile=root / DOCKERFILE, tag=image, kind_cluster=kind_cluster,
+                     formats=tuple(formats))
 
 
 def docker_daemon_problem(run: Callable[..., subprocess.CompletedProcess[str]] = subprocess.run) -> str | None:

@@ -201,6 +201,29 @@ def test_kind_load_needs_kind_and_says_so(tmp_path: Path, monkeypatch: pytest.Mo
         image.build(plan, echo=lambda _line: None)
 
 
+def test_format_layers_become_one_build_arg_and_unknown_ones_are_refused() -> None:
+    plan = image.plan(None, "ckpt-writer:9.9.9", None, image.parse_formats("orbax, torch"))
+    argv = plan.docker_build_argv()
+    assert argv[argv.index("--build-arg") + 1] == "WRITER_FORMATS=torch orbax"
+    assert "--build-arg" not in image.plan(None, "ckpt-writer:9.9.9", None).docker_build_argv()
+    with pytest.raises(image.ImageError, match=r"^--formats jax: not an optional format library .*torch, orbax"):
+        image.parse_formats("torch,jax")
+
+
+def test_each_format_layer_has_its_requirements_and_the_dockerfile_installs_them() -> None:
+    text = " ".join(args for _, args in instructions(DOCKERFILE.read_text()))
+    assert "ARG WRITER_FORMATS" in DOCKERFILE.read_text()
+    assert '-r "writer-requirements-$format.txt"' in text
+    for name in image.FORMAT_LAYERS:
+        requirements = REPO / "infra" / f"writer-requirements-{name}.txt"
+        pins = [line for line in requirements.read_text().splitlines() if line and not line.startswith(("#", "-"))]
+        assert pins, f"{requirements.name} installs nothing"
+        # the extra of the same name in pyproject.toml pins the same libraries
+        extra = importlib.metadata.metadata("ckpt-chaos-harness").get_all("Requires-Dist") or []
+        in_extra = {Requirement(r).name for r in extra if f'extra == "{name}"' in r}
+        assert {Requirement(p).name for p in pins} == in_extra
+
+
 def test_build_plan_commands() -> None:
     plan = image.plan(None, "ckpt-writer:9.9.9", "ckpt-chaos")
     assert plan.docker_build_argv() == [

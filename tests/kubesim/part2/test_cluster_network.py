@@ -450,7 +450,7 @@ def test_the_network_of_a_running_cluster_does_not_change_under_it(tmp_path: Pat
         f"kubesim: --network private: the cluster in {state_dir.resolve()} runs with --network host (apiserver "
         "running); stop it with `kubesim down` to change its network")
     assert kubesim(state_dir, "down").returncode == 0
-    up(state_dir)  # stopped: the network may change (to the default, private), and the lease goes back
+    up(state_dir, "--network", "private")  # stopped: the network may change, and the lease goes back
     data = record(state_dir)
     assert data["network"]["mode"] == network.DEFAULT_MODE == "private"
     assert "lease" not in data["network"]
