@@ -7,7 +7,9 @@ Claims checked after each kill (offline, reading the volume) and after each rest
   retention (keep last K) removed it, which needs K valid newer checkpoints on disk;
 * leftover temp dirs are gone once the restarted writer is ready.
 
-The default run does 200 kills; ``CRASH_KILLS=5000 pytest -m soak`` runs the soak version.
+The default run does 100 kills (each a writer boot: ~0.25-0.5 s of Python start-up, so 200 cost a
+minute or two of `make test` under load for little more coverage); ``CRASH_KILLS=5000 pytest -m
+soak`` runs the soak version.
 Random choices come from the run's seed (``--seed``), so a failure replays.
 """
 
@@ -181,7 +183,9 @@ def assert_exercised(tally: Tally, kills: int) -> None:
           f"{len(tally.acked)} acknowledged, {tally.definite_failures} definite failures, "
           f"{tally.kills_leaving_temp_dirs} kills left temp dirs, {tally.temp_dirs_removed_at_boot} removed at boot")
     assert tally.kills >= kills
-    assert len(tally.acked) >= kills // 4, "too few acknowledged checkpoints: the clients barely wrote"
+    # measured 0.25-0.4 acks per kill on a busy 2-core machine (kills land at random, boots take time):
+    # the floor only proves the clients wrote between kills, so it sits well below that
+    assert len(tally.acked) >= kills // 10, "too few acknowledged checkpoints: the clients barely wrote"
     assert tally.kills_leaving_temp_dirs >= kills // 20, "kills almost never landed mid-write"
     assert tally.temp_dirs_removed_at_boot >= tally.kills_leaving_temp_dirs // 2
 
@@ -201,7 +205,7 @@ def test_a_kill_before_the_first_stamp_is_judged_not_refused(tmp_path: Path) -> 
 @pytest.mark.timeout(240)
 def test_sigkill_never_tears_or_loses_acknowledged_checkpoints(tmp_path: Path, writer_spawn: object,
                                                                  harness_seed: int) -> None:
-    kills = 200
+    kills = 100
     tally = run_crashes(tmp_path, writer_spawn, harness_seed, kills)
     assert_exercised(tally, kills)
 
