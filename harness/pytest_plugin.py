@@ -388,8 +388,13 @@ def run_scenario(
             cluster: cluster_base.Cluster = request.getfixturevalue("cluster")
             missing = sorted(on_cluster.capabilities_needed(scn) - cluster.capabilities)
             if missing:
+                # e.g. the embedded cluster offers power-loss only where FUSE can mount: say what is lacking
+                from harness.clusters import base as clusters_base
+
+                whys = [f"{c}: {why}" for c in missing if (why := clusters_base.missing_reason(cluster, c))]
                 pytest.skip(f"the {cluster.kind} cluster cannot do {', '.join(missing)} "
-                            f"(it offers: {', '.join(sorted(cluster.capabilities)) or 'none'})")
+                            f"(it offers: {', '.join(sorted(cluster.capabilities)) or 'none'})"
+                            + (f"; {'; '.join(whys)}" if whys else ""))
             from harness.clusters import access as cluster_access
 
             denied = cluster_access.refused(cluster, [fault.nemesis for fault in scn.faults.values()])

@@ -226,7 +226,3 @@ def run(console: rich.console.Console) -> None:
     row("events lost (all watchers)", float(sum(figures.lost)), "",
         baseline=f"{figures.events_per_watcher} per watcher", target="0", ok=sum(figures.lost) == 0)
     console.print(table)
-    # the API server's streaming path: port-forward through it, against a direct connection to the pod
-    import kubesim.bench_portforward as portforward_bench
-
-    portforward_bench.run(console)

@@ -36,6 +36,9 @@ import typer
 
 from kubesim import certs, network, nodes, state
 from kubesim.controllers import settings as settings_mod
+from kubesim.kubelet import cgroups
+from kubesim.lazyfs import manage as lazyfs
+from kubesim.lazyfs import mountinfo
 
 app = typer.Typer(name="kubesim", help="An embedded Kubernetes API server for tests.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
@@ -58,6 +61,9 @@ def _layout(path: Path, create: bool) -> state.Layout:
     if create:
         try:
             path.mkdir(parents=True, exist_ok=True)
+            # the store holds Secrets and the directory the token and CA key: only its owner may look in
+            # (containers reach their volumes from inside their own root, never through this path)
+            path.chmod(0o700)
         except OSError as exc:
             raise _fail(f"cannot create state directory {path}: {exc.strerror}") from None
     return state.Layout(path.resolve())
@@ -109,6 +115,14 @@ def up(  # noqa: PLR0917 - typer maps each parameter to an option
         help="alias of --default-toleration-seconds")] = None,
     crashloop_base: Annotated[str | None, typer.Option(help="first container restart back-off (10s)")] = None,
     crashloop_max: Annotated[str | None, typer.Option(help="container restart back-off cap (300s)")] = None,
+    timing: Annotated[str | None, typer.Option(
+        help="upstream: readiness probed at initialDelaySeconds then every periodSeconds, pulls take "
+             "--image-pull-time, as on a real cluster; fast: readiness retried every 0.1s until it first succeeds "
+             "and pulls instant (conformance-style tests only). Default: as recorded by the previous up, else "
+             f"{settings_mod.DEFAULT_TIMING}")] = None,
+    image_pull_time: Annotated[str | None, typer.Option(
+        help="how long an image pull takes (imagePullPolicy Always, or an image not yet on the node); "
+             "default from --timing: 1s upstream, 0 fast")] = None,
     nodes_timeout: Annotated[float, typer.Option(help="seconds to wait for the Nodes to be Ready")] = 60.0,
     network_mode: Annotated[str | None, typer.Option(
         "--network", help="host: the host's network, with an address range of this cluster's own (pods reachable "
@@ -124,25 +138,37 @@ def up(  # noqa: PLR0917 - typer maps each parameter to an option
                     "cluster's own)")
     if toleration_seconds is not None:
         default_toleration_seconds = toleration_seconds
+    if timing is not None and timing not in settings_mod.TIMINGS:
+        raise _fail(f"--timing {timing!r}: use {' or '.join(settings_mod.TIMINGS)}")
+    # A restart (`up` again after the control plane died) keeps the cluster's shape and periods unless told otherwise.
+    recorded = state.read_state(state.Layout(state_dir.resolve())) if state_dir.is_dir() else {}
     try:
         given = {k: v for k, v in {
             "node_monitor_grace": node_monitor_grace, "node_monitor_period": node_monitor_period,
             "node_status_interval": node_status_interval, "crashloop_base": crashloop_base,
             "crashloop_max": crashloop_max, "toleration_seconds": default_toleration_seconds,
+            "image_pull_time": image_pull_time,
         }.items() if v is not None}
-        cluster_settings = settings_mod.ControllerSettings.derived(
-            {k: settings_mod.parse_duration(str(v)) if k != "toleration_seconds" else int(v) for k, v in given.items()})
+        values: dict[str, float | int] = {
+            k: settings_mod.parse_duration(str(v)) if k != "toleration_seconds" else int(v) for k, v in given.items()}
+        timing_flag = timing
+        if timing is None and isinstance(recorded.get("timing"), str) and recorded["timing"] in settings_mod.TIMINGS:
+            timing = recorded["timing"]
+        timing = timing or settings_mod.DEFAULT_TIMING
+        for name, value in settings_mod.TIMINGS[timing].items():  # explicit flags win over the profile
+            values.setdefault(name, value)
+        cluster_settings = settings_mod.ControllerSettings.derived(values)
+        if not given and isinstance(recorded.get("settings"), dict):
+            cluster_settings = settings_mod.ControllerSettings.from_json(recorded["settings"])
+            if timing_flag is not None:  # a new profile over the recorded periods
+                cluster_settings = cluster_settings.replace(**settings_mod.TIMINGS[timing_flag])
     except ValueError as exc:
         raise _fail(str(exc)) from None
-    # A restart (`up` again after the control plane died) keeps the cluster's shape and periods unless told otherwise.
-    recorded = state.read_state(state.Layout(state_dir.resolve())) if state_dir.is_dir() else {}
     shape = recorded.get("cluster") or {}
     if node_count is None:
         node_count = int(shape.get("nodes", 0))
     if controllers is None and isinstance(shape.get("controllers"), str):
         controllers = shape["controllers"]
-    if not given and isinstance(recorded.get("settings"), dict):
-        cluster_settings = settings_mod.ControllerSettings.from_json(recorded["settings"])
     if controllers not in (None, "all", "none"):
         from kubesim.controllers import CONTROLLERS
         unknown = sorted({c.strip() for c in controllers.split(",") if c.strip()} - {n for n, _ in CONTROLLERS})
@@ -156,6 +182,8 @@ def up(  # noqa: PLR0917 - typer maps each parameter to an option
     if default_toleration_seconds is not None and default_toleration_seconds < 0:
         raise _fail(f"--default-toleration-seconds {default_toleration_seconds} must be 0 or more")
     layout = _layout(state_dir, create=True)
+    for line in lazyfs.cleanup(layout.root, live=False):  # mounts a SIGKILLed lazyfs daemon left: never reused
+        typer.echo(f"kubesim: lazy volume: {line}", err=True)
     live = _running(layout)
     net = _ensure_network(layout, network_mode)
     if live is not None:
@@ -183,6 +211,7 @@ def up(  # noqa: PLR0917 - typer maps each parameter to an option
     layout.port_file.unlink(missing_ok=True)
     with state.updating_state(layout) as data:
         data["settings"] = cluster_settings.to_json()
+        data["timing"] = timing
         data["cluster"] = {"nodes": node_count, "controllers": cmd[cmd.index("--controllers") + 1]}
     out = open(layout.root / "apiserver.out", "ab")  # noqa: SIM115 - handed to the child
     netns_fd = None
@@ -236,6 +265,7 @@ def up(  # noqa: PLR0917 - typer maps each parameter to an option
     state.atomic_write(layout.kubeconfig, state.kubeconfig(server, layout.ca_cert.read_bytes(), token).encode(), 0o600)
     typer.echo(f"kubesim API server running at {server} (pid {proc.pid})\n"
                f"  network: {net.describe()}\n"
+               f"  timing: {_describe_timing(state.read_state(layout))}\n"
                f"  export KUBECONFIG={layout.kubeconfig}\n  kubectl get ns\n"
                f"  stop with: python -m kubesim down --state {layout.root}")
     _start_nodes(layout, node_count, nodes_timeout)
@@ -342,18 +372,34 @@ def down(
         raise typer.Exit(1)
 
 
-def _stop_all(layout: state.Layout, grace: float) -> tuple[list[str], list[nodes.Leftover]]:
-    """Stop everything, then make sure nothing is left; returns (what was stopped, what had to be killed after)."""
+def _stop_all(layout: state.Layout, grace: float) -> tuple[list[str], list[str]]:
+    """Stop everything, then make sure nothing is left; returns (what was stopped, what had to be ended after:
+    processes SIGKILLed, lazy volume mounts detached)."""
     with network.pinned(layout) as netns:  # a private namespace's identity stays the cluster's until the sweep
         rec = nodes.recorded(layout, netns)  # read first: stopping rewrites the records
         stopped = _stop_recorded(layout, grace)
         survivors = nodes.sweep(layout, rec)
+    mounts = lazyfs.mounted_under(layout.root)
+    for entry in mounts:  # a lazyfs mount the cleanup above did not end (its daemon was just SIGKILLed, say)
+        mountinfo.umount_detach(Path(entry.mountpoint))
+    # the kubelets removed their containers' cgroups; one that was SIGKILLed left its node's parents behind
+    stuck = cgroups.sweep_cluster(layout.root)
+    if stuck:
+        typer.echo(f"kubesim: {len(stuck)} cgroup(s) of this cluster could not be removed:", err=True)
+        for path in stuck:
+            typer.echo(f"  {path}", err=True)
     if survivors:
         typer.echo(f"kubesim: {len(survivors)} process(es) of this cluster outlived `down` stopping it and were "
                    "SIGKILLed (a kubesim bug: nothing it starts may survive its kubelet or sandbox):", err=True)
         for leftover in survivors:
             typer.echo(f"  {leftover.describe()}", err=True)
-    return stopped, survivors
+    if mounts:
+        typer.echo(f"kubesim: {len(mounts)} lazy volume mount(s) outlived `down` stopping the cluster and were "
+                   "detached (a kubesim bug: a kubelet unmounts its volumes, and `down` every one left):", err=True)
+        for entry in mounts:
+            typer.echo(f"  {entry.mountpoint} ({entry.source})", err=True)
+    return stopped, ([lo.describe() for lo in survivors] + [f"mount {e.mountpoint}" for e in mounts]
+                     + [f"cgroup {path}" for path in stuck])
 
 
 def _stop_recorded(layout: state.Layout, grace: float) -> list[str]:
@@ -367,6 +413,9 @@ def _stop_recorded(layout: state.Layout, grace: float) -> list[str]:
     with state.updating_state(layout) as data:
         for name in [n for n in data["components"] if n.startswith(nodes.PREFIX)]:
             data["components"].pop(name)
+    # the kubelets unmounted their lazy volumes as they stopped; a kubelet that had to be SIGKILLed left its
+    # daemons ending on their own, and a SIGKILLed daemon a dead mount: end all of them now, by record and pid
+    stopped += [f"lazy volume ({line})" for line in lazyfs.cleanup(layout.root, live=True)]
     for comp in state.components(layout):
         if comp.name == network.COMPONENT:
             continue
@@ -392,6 +441,17 @@ def status(state_dir: StateOpt) -> None:
     net = network.recorded(layout)
     if net is not None:
         typer.echo(f"network: {net.describe()}")
+    typer.echo(f"timing: {_describe_timing(state.read_state(layout))}")
+
+
+def _describe_timing(recorded: dict[str, object]) -> str:
+    """``upstream (probe fast start off, image pull 1s)``: the profile and what it set, for `up` and `status`."""
+    values = recorded.get("settings") if isinstance(recorded.get("settings"), dict) else {}
+    assert isinstance(values, dict)
+    fast = float(values.get("probe_fast_start", 0) or 0)
+    pull = float(values.get("image_pull_time", 0) or 0)
+    probe = f"readiness retried every {fast:g}s until Ready" if fast else "probes every periodSeconds"
+    return f"{recorded.get('timing') or 'upstream (not recorded)'} ({probe}, image pull {pull:g}s)"
 
 
 @net_app.command("exec", context_settings={"ignore_unknown_options": True})
@@ -422,12 +482,16 @@ def net_exec(
 
 @app.command()
 def bench() -> None:
-    """Measure the API server (GET/LIST/watch with 1,000 pods) and a 3-node cluster (StatefulSet
-    readiness, pod replacement, idle CPU), each against a baseline measured in the same run."""
+    """Measure the API server (GET/LIST/watch with 1,000 pods), a 3-node cluster (StatefulSet readiness,
+    pod replacement, idle CPU), pod start, port-forward, power loss and 64 replicas on 8 nodes, each
+    against a baseline measured in the same run."""
     import rich.console
 
     import kubesim.bench as bench_module
     import kubesim.bench_cluster as cluster_bench
+    import kubesim.bench_portforward as portforward_bench
+    import kubesim.bench_powerloss as powerloss_bench
+    import kubesim.bench_scale as scale_bench
     import kubesim.kubelet.bench as kubelet_bench
 
     console = rich.console.Console()
@@ -437,6 +501,11 @@ def bench() -> None:
     cluster_bench.run(console)
     console.rule("kubesim: kubelet pod start")
     kubelet_bench.run(console)
+    console.rule("kubesim: port-forward against a direct connection")
+    portforward_bench.run(console)
+    console.rule("kubesim: power loss (lazy file system, power-loss cycle)")
+    powerloss_bench.run(console)
+    scale_bench.run(console)  # prints its own rule, with the sizes it measures
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ state directory's CA and token, never through the store.
 
 Arguments: everything ``python -m kubesim.apiserver`` takes, plus ``--controllers`` (``all``,
 ``none`` or a comma list of names from :data:`kubesim.controllers.CONTROLLERS`) and ``--addons``
-(create the cluster add-ons kind installs at creation: the ``standard`` and ``shared``
+(create the cluster add-ons kind installs at creation: the ``standard``, ``shared`` and ``lazy``
 StorageClasses). Periods come from ``KUBESIM_*`` environment variables
 (:class:`~kubesim.controllers.settings.ControllerSettings`), which ``kubesim up`` sets.
 
@@ -32,7 +32,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from kubesim import client, podlogs, state, stopsignal
+from kubesim import client, podlogs, servicenet, state, stopsignal
 from kubesim.apiserver import __main__ as apiserver_main
 from kubesim.controllers import ControllerLoadError, load, runtime, settings
 
@@ -40,6 +40,7 @@ log = logging.getLogger("kubesim.controlplane")
 
 DEFAULT_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
 SHARED_PROVISIONER = "kubesim.io/shared"
+LAZY_PROVISIONER = "kubesim.io/lazy"
 ADDONS_MARKER = "addons.applied"
 
 STORAGE_CLASSES: tuple[dict[str, object], ...] = (
@@ -53,18 +54,38 @@ STORAGE_CLASSES: tuple[dict[str, object], ...] = (
     {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
      "metadata": {"name": "shared"},
      "provisioner": SHARED_PROVISIONER, "volumeBindingMode": "Immediate", "reclaimPolicy": "Delete"},
+    # Power-loss tests: local to a node like `standard`, mounted by the node's kubelet through the lazy file
+    # system (kubesim/lazyfs), so `kubesim node power-loss` drops what was never fsynced.
+    {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+     "metadata": {"name": "lazy"},
+     "provisioner": LAZY_PROVISIONER, "volumeBindingMode": "WaitForFirstConsumer", "reclaimPolicy": "Delete"},
 )
 
 
+def _name(obj: dict[str, object]) -> str:
+    meta = obj.get("metadata")
+    return str(meta.get("name")) if isinstance(meta, dict) else ""
+
+
 def ensure_addons(api: client.Client, layout: state.Layout) -> None:
-    """Create the StorageClasses once per cluster (kind applies them at creation; a later delete sticks)."""
+    """Create each StorageClass once per cluster (kind applies them at creation; a later delete sticks).
+
+    The marker lists the classes created so far; a cluster made by an older kubesim (marker
+    ``storageclasses``: the first two) gets the classes added since, once."""
     marker = layout.root / ADDONS_MARKER
-    if marker.exists():
+    try:
+        lines = marker.read_text().split()
+    except FileNotFoundError:
+        lines = []
+    done = {"standard", "shared"} if lines == ["storageclasses"] else {ln.removeprefix("storageclass/") for ln in lines}
+    missing = [sc for sc in STORAGE_CLASSES if _name(sc) not in done]
+    if not missing and lines:
         return
-    for sc in STORAGE_CLASSES:
+    for sc in missing:
         with contextlib.suppress(client.AlreadyExists):
             api.create("storageclasses", dict(sc))
-    state.atomic_write(marker, b"storageclasses\n")
+    names = sorted(done | {_name(sc) for sc in missing})
+    state.atomic_write(marker, "".join(f"storageclass/{n}\n" for n in names).encode())
 
 
 def _args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
@@ -93,12 +114,16 @@ def main(argv: list[str] | None = None) -> int:
     except apiserver_main.ListenError as exc:
         print(f"kubesim apiserver: {exc}", file=sys.stderr)
         return 2
+    # the cluster's service network (ClusterIP range, DNS address) for the coredns and kube-proxy controllers
+    os.environ.setdefault(servicenet.ENV, str(servicenet.for_state(known.state).index))
     try:
         config = settings.ControllerSettings.from_env()
         controllers = load(only=_chosen(known.controllers))
     except (ValueError, ControllerLoadError) as exc:
         print(f"kubesim controlplane: {exc}", file=sys.stderr)
         return 2
+    if not controllers:  # no controller manager: no root-CA publisher either (kubesim.apiserver.sacontrollers)
+        server_argv += ["--no-root-ca-publisher"]
     if "--default-toleration-seconds" not in server_argv:
         server_argv += ["--default-toleration-seconds", str(config.toleration_seconds)]
     layout = state.Layout(known.state.resolve())

@@ -13,15 +13,27 @@ pull, which the kubelet turns into upstream's ErrImagePull / ImagePullBackOff.
 * ``registry.k8s.io/pause:<tag>``: sleeps until SIGTERM/SIGINT and exits 0 (run by the shim itself).
 * ``busybox[:tag]`` / ``docker.io/library/busybox``: no ENTRYPOINT, CMD ``sh``; commands resolve
   on the host's PATH (sh, sleep, echo, ... — enough for test pods).
+
+Pulls take time, as on a real node (:class:`NodeImages`): each node remembers which images it has
+pulled (``nodes/<node>/images.json``, kept across kubelet restarts as a node's containerd store
+is); a container whose image must be pulled (``imagePullPolicy: Always``, or ``IfNotPresent`` and
+not yet on the node) waits the cluster's pull time, pulls on one node one after another (the
+kubelet's default ``serializeImagePulls: true``; a second pull of a reference already in flight
+finishes with it, as containerd joins them). ``Never`` runs an image from the table as if it had
+been side-loaded (``kind load``). The pause image is on every node from the start, as on kind's
+node image.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
+import json
 import os
 import re
 import sys
+import threading
 from pathlib import Path
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -152,3 +164,55 @@ def command_line(config: ImageConfig, command: list[str] | None, args: list[str]
     if command:
         return list(command) + list(args or [])
     return list(config.entrypoint) + (list(args) if args else list(config.cmd))
+
+
+#: Images every node has before its first pull (kind's node image ships the pause image).
+PRELOADED: tuple[str, ...] = ("registry.k8s.io/pause:3.10",)
+
+
+class NodeImages:
+    """The images one node has pulled, and its pull queue (why: a pull must cost time, and only once per node).
+
+    ``schedule`` returns when a pull asked for now completes: after the node's pulls already queued
+    (serialised), or with the pull of the same reference already in flight. ``pulled`` records the
+    image as present; the record survives the kubelet (``images.json`` in the node's directory).
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._present: set[str] = {normalise(ref) for ref in PRELOADED}
+        self._in_flight: dict[str, float] = {}  # ref -> monotonic completion
+        self._busy_until = 0.0
+        if path is not None:
+            with contextlib.suppress(OSError, ValueError, TypeError):
+                self._present.update(str(ref) for ref in json.loads(path.read_text()))
+
+    def present(self, ref: str) -> bool:
+        with self._lock:
+            return normalise(ref) in self._present
+
+    def schedule(self, ref: str, now: float, duration: float) -> float:
+        """Queue a pull of ``ref`` at monotonic ``now``; the monotonic time it completes."""
+        norm = normalise(ref)
+        with self._lock:
+            done = self._in_flight.get(norm)
+            if done is not None and done > now:
+                return done
+            done = max(now, self._busy_until) + duration
+            self._busy_until = done
+            self._in_flight[norm] = done
+            return done
+
+    def pulled(self, ref: str) -> None:
+        norm = normalise(ref)
+        with self._lock:
+            self._in_flight.pop(norm, None)
+            if norm in self._present:
+                return
+            self._present.add(norm)
+            if self.path is not None:
+                with contextlib.suppress(OSError):
+                    tmp = self.path.with_suffix(".tmp")
+                    tmp.write_text(json.dumps(sorted(self._present)))
+                    tmp.replace(self.path)

@@ -13,7 +13,11 @@ Contract with the kubelet (helper K5, ``kubesim/kubelet``):
   22 of ``/proc/<pgid>/stat``, the group leader's start time; ``start_time`` is the same for
   ``pid``) lets us refuse to signal a recycled pid.
 * ``node crash`` SIGKILLs the kubelet's process group and then every recorded container group —
-  the equivalent of a machine losing power. Containers must ALSO die when their kubelet dies by
+  a machine that stops, though its page cache survives (whatever was written reaches the disk).
+  ``node power-loss`` is the machine losing power: the kubelet and its containers are frozen
+  (SIGSTOP), every lazy volume of the node (the `lazy` class, ``kubesim/kubelet/lazyvolumes.py``)
+  drops what was never made durable, then everything is SIGKILLed as by ``crash``; ``restore``
+  is the reboot (the kubelet mounts the volumes again). Containers must ALSO die when their kubelet dies by
   any other means (a SIGKILL not sent by us): the kubelet's sandbox should arrange
   ``PR_SET_PDEATHSIG(SIGKILL)`` for the process it forks (or an in-group supervisor that kills the
   group when its parent goes), so an orphaned container never keeps writing to a volume another
@@ -52,6 +56,9 @@ import typer
 
 from kubesim import client, network, state
 from kubesim.controllers import settings as settings_mod
+from kubesim.kubelet import lazyvolumes
+from kubesim.lazyfs import manage as lazyfs
+from kubesim.lazyfs import mountinfo
 
 app = typer.Typer(name="node", help="Node faults: crash/restore a kubelet, signal a container, list nodes.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -205,6 +212,19 @@ def signal_group(entry: dict[str, Any], sig: int) -> bool:
     return True
 
 
+def freeze(layout: state.Layout, data: dict[str, Any], node: str) -> None:
+    """SIGSTOP the node's kubelet (its process group) and every recorded container: nothing of the node runs
+    on, so nothing it does after this moment can be seen (the first instant of a power loss)."""
+    info = data["components"].get(PREFIX + node)
+    recorded = info.get("pid") if isinstance(info, dict) else None
+    if isinstance(recorded, int) and state.is_ours(layout, recorded):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(recorded, signal.SIGSTOP)
+    for entry in read_containers(layout, node).values():
+        signal_group(entry, signal.SIGSTOP)
+        _kill_recorded_pid(entry, signal.SIGSTOP)
+
+
 def kill_containers(layout: state.Layout, node: str) -> int:
     """SIGKILL every container group ``node``'s kubelet recorded; returns how many were signalled.
 
@@ -218,15 +238,15 @@ def kill_containers(layout: state.Layout, node: str) -> int:
     return killed
 
 
-def _kill_recorded_pid(entry: dict[str, Any]) -> None:
-    """SIGKILL a container's PID 1 if it is still the process recorded (start time)."""
+def _kill_recorded_pid(entry: dict[str, Any], sig: int = signal.SIGKILL) -> None:
+    """SIGKILL (or ``sig``) a container's PID 1 if it is still the process recorded (start time)."""
     pid, start = entry.get("pid"), entry.get("start_time")
     if not isinstance(pid, int) or pid <= 1 or start is None:
         return
     fields = _proc_stat(pid)
     if fields is not None and fields[19] == str(start):
         with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, sig)
 
 
 def crash(layout: state.Layout, node: str) -> tuple[int | None, int]:
@@ -236,18 +256,73 @@ def crash(layout: state.Layout, node: str) -> tuple[int | None, int]:
     kubelet is the one killed) or starts after (and its pid is not erased by this crash's record).
     """
     with state.updating_state(layout) as data:
-        info = data["components"].get(PREFIX + node)
-        recorded = info.get("pid") if isinstance(info, dict) else None
-        pid = recorded if isinstance(recorded, int) and state.is_ours(layout, recorded) else None
-        if pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
-            _reap(pid)
-        killed = kill_containers(layout, node)
-        if isinstance(info, dict):
-            info.pop("pid", None)
-            info["crashed"] = True
+        return _crash_locked(layout, data, node)
+
+
+def _crash_locked(layout: state.Layout, data: dict[str, Any], node: str) -> tuple[int | None, int]:
+    """:func:`crash`'s work, in the caller's ``updating_state``."""
+    info = data["components"].get(PREFIX + node)
+    recorded = info.get("pid") if isinstance(info, dict) else None
+    pid = recorded if isinstance(recorded, int) and state.is_ours(layout, recorded) else None
+    if pid is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+        _reap(pid)
+    killed = kill_containers(layout, node)
+    if isinstance(info, dict):
+        info.pop("pid", None)
+        info["crashed"] = True
     return pid, killed
+
+
+@dataclasses.dataclass(frozen=True)
+class PowerLoss:
+    """What ``node power-loss`` did: the crash, and per lazy volume (mount point) what was dropped."""
+
+    kubelet: int | None
+    containers: int
+    dropped: dict[str, dict[str, int]]
+    problems: list[str]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kubelet": self.kubelet, "containers": self.containers, "volumes": self.dropped,
+                "dropped": {k: sum(d.get(k, 0) for d in self.dropped.values())
+                            for k in sorted({k for d in self.dropped.values() for k in d})},
+                "problems": self.problems}
+
+
+def power_loss(layout: state.Layout, node: str, timeout: float = 60.0) -> PowerLoss:
+    """The node loses power: freeze its kubelet and containers, drop every un-durable change of its lazy
+    volumes, SIGKILL everything as :func:`crash` does, and wait until the volumes are unmounted.
+
+    The order is the point. Frozen processes make no more requests, so what each volume drops is exactly
+    what was not durable at one instant; a kubelet killed *before* the drop would take its volumes down
+    cleanly (their daemons unmount when their owner dies, keeping everything, as a clean shutdown would).
+    Whatever fails in between, the crash still happens (nothing stays frozen); failures are listed.
+    """
+    dropped: dict[str, dict[str, int]] = {}
+    problems: list[str] = []
+    mounts: list[lazyfs.Mount] = []
+    with state.updating_state(layout) as data:
+        try:
+            freeze(layout, data, node)
+            # listed once the kubelet is frozen: it cannot add a mount after this
+            mounts = [m for m in lazyvolumes.mounts_of(layout.root, node_dir(layout, node)) if lazyfs.alive(m)]
+            for m in mounts:
+                try:
+                    dropped[str(m.mountpoint)] = lazyfs.drop(m, timeout)
+                except lazyfs.LazyFSError as exc:
+                    if mountinfo.lazyfs_at(m.mountpoint) is not None:
+                        problems.append(f"{m.mountpoint}: {exc}")
+                    # else: not mounted (yet, or any more): nothing was written through it to drop
+        finally:
+            pid, killed = _crash_locked(layout, data, node)
+    for m in mounts:
+        try:
+            lazyfs.await_off(m, timeout)
+        except lazyfs.LazyFSError as exc:
+            problems.append(f"{m.mountpoint}: {exc}")
+    return PowerLoss(pid, killed, dropped, problems)
 
 
 def _reap(pid: int) -> None:
@@ -285,6 +360,7 @@ class Recorded:
     groups: dict[int, str]  # a live shim's process group / session -> which container
     cmds: dict[tuple[str, ...], str]  # a component's exact command line -> its name
     netns: str | None = None  # the cluster's private network namespace ("net:[inode]"), if it has one
+    lazyfs: dict[int, str] = dataclasses.field(default_factory=dict)  # a lazy volume's daemon pid -> its mount point
 
 
 def recorded(layout: state.Layout, netns: str | None = None) -> Recorded:
@@ -299,6 +375,8 @@ def recorded(layout: state.Layout, netns: str | None = None) -> Recorded:
         if isinstance(info.get("cmd"), list):
             rec.cmds[tuple(str(a) for a in info["cmd"])] = name
     rec.cmds.setdefault(tuple(network.holder_cmd(layout)), network.COMPONENT)  # a holder even if its record is lost
+    for m in lazyfs.find(layout.root):
+        rec.lazyfs[m.pid] = str(m.mountpoint)
     for node in recorded_nodes(layout):
         for key, entry in read_containers(layout, node).items():
             pid, pgid = entry.get("pid"), entry.get("pgid")
@@ -367,6 +445,9 @@ def _why_ours(layout: state.Layout, rec: Recorded, pid: int, fields: list[str]) 
     cmd = _cmdline(pid)
     if cmd in rec.cmds:
         return f"an unrecorded {rec.cmds[cmd]}"
+    if lazyfs.is_daemon_of(layout.root, cmd):  # by its --fsname, recorded or not
+        where = rec.lazyfs.get(pid)
+        return f"the lazyfs daemon of {where}" if where else "an unrecorded lazyfs daemon of this cluster"
     root, cwd = _link(pid, "root"), _link(pid, "cwd")
     if _within(root, str(layout.root)):
         return f"a container process: its root is {root}"
@@ -521,6 +602,31 @@ def crash_cmd(node: Annotated[str, typer.Argument(help="node name, e.g. kubesim-
     pid, killed = crash(layout, node)
     what = f"kubelet pid {pid}" if pid is not None else "kubelet (was not running)"
     typer.echo(f"crashed {node}: killed {what} and {killed} container process group(s)")
+
+
+@app.command("power-loss")
+def power_loss_cmd(node: Annotated[str, typer.Argument(help="node name, e.g. kubesim-worker2")],
+                   state_dir: StateOpt,
+                   as_json: Annotated[bool, typer.Option("--json", help="print what was done as one JSON "
+                                                                         "object")] = False) -> None:
+    """Cut the node's power: crash it (as `node crash`) AND drop every change its `lazy` volumes never made
+    durable. `node restore` is the reboot: the kubelet mounts the volumes again."""
+    layout = _layout(state_dir)
+    _known_node(layout, node)
+    reason = lazyfs.unavailable_reason()
+    if reason is not None:
+        raise _fail(f"cannot cut the power of {node}: {reason} (the lazy file system is what drops un-durable "
+                    "writes; without it this would only be `node crash`)")
+    done = power_loss(layout, node)
+    if as_json:
+        typer.echo(json.dumps({"node": node, **done.to_json()}, sort_keys=True))
+    else:
+        what = f"kubelet pid {done.kubelet}" if done.kubelet is not None else "kubelet (was not running)"
+        counts = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in done.to_json()["dropped"].items())
+        typer.echo(f"power loss on {node}: killed {what} and {done.containers} container process group(s); "
+                   f"{len(done.dropped)} lazy volume(s) dropped what was not durable ({counts or 'nothing'})")
+    if done.problems:
+        raise _fail(f"power loss on {node} incomplete: {'; '.join(done.problems)}", 1)
 
 
 @app.command("restore")

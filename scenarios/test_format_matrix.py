@@ -1,4 +1,5 @@
-"""Library-written checkpoints survive pod kills and node crashes exactly as well as their library publishes them.
+"""Library-written checkpoints survive pod kills, node crashes and power losses exactly as well as their library
+publishes them.
 
 The same StatefulSet and load as test_pod_kill.py / test_node_crash.py, with the writers
 publishing through a checkpoint library instead of the raw protocol (docs/formats.md):
@@ -9,13 +10,16 @@ place and its parent fsynced). Every checkpoint is judged by its library's own r
 verifier and /resume load it the way a trainer would and compare the tensors with the digest
 that was acknowledged.
 
-Proven, per format: whether a pod killed mid-save (grace 0) or a crashed node leaves a torn
-checkpoint under a final name or loses an acknowledged one. Declared beforehand: the default
-variants that write into the final name (safetensors, torch-dcp) are expected to leave torn
-checkpoints when a kill lands mid-save — an expectation (xfail, not strict: a kill can miss the
+Proven, per format: whether a pod killed mid-save (grace 0), a crashed node or a node that lost
+power leaves a torn checkpoint under a final name or loses an acknowledged one. Declared
+beforehand: the default variants that write into the final name (safetensors, torch-dcp) are
+expected to leave torn checkpoints when a kill lands mid-save — an expectation (xfail, not strict: a kill can miss the
 save window), never a tuned pass; Orbax's default (temp dir + rename) and every hardened
-variant must pass. SIGKILL keeps the page cache, so fsync discipline is not tested here: that
-is power loss, whose row is declared below for when the power-loss nemesis exists.
+variant must pass. SIGKILL keeps the page cache, so pod kills and node crashes do not test fsync
+discipline: the power-loss row does (a node's power cut mid-save on the embedded cluster's `lazy`
+class, which drops whatever was never made durable). There no default variant fsyncs the
+directory it publishes into, so every default is declared to lose acknowledged checkpoints
+(xfail, not strict: a power loss can miss the window) and every hardened variant must pass.
 """
 
 from __future__ import annotations
@@ -38,9 +42,8 @@ EXPECTED_TO_FAIL: dict[str, dict[str, str]] = {
         "safetensors": "writes into the final name: a node crash mid-save leaves it torn",
         "torch-dcp": "writes into the final name: a node crash mid-save leaves it without .metadata",
     },
-    # POWER LOSS (lead: add the fault to FAULTS once the power-loss nemesis and the `power-loss`
-    # capability exist; tests/kubesim/lazyfs/test_formats_power_loss.py measures it today). No
-    # default variant fsyncs the directory it publishes into, so every default is expected to
+    # POWER LOSS (tests/kubesim/lazyfs/test_formats_power_loss.py measures the same on a bare mount).
+    # No default variant fsyncs the directory it publishes into, so every default is expected to
     # lose acknowledged checkpoints; every hardened variant must lose nothing:
     "power-loss": {
         "safetensors": "save_file fsyncs nothing (temp file + rename, no fsync of file or directory)",
@@ -53,9 +56,13 @@ FAULTS: dict[str, tuple[model.Fault, str]] = {
     "pod-kill": (model.Fault("pod-kill", "its pod was force-deleted (grace 0) and is being recreated"), "ordinal"),
     "node-crash": (model.Fault("node-crash", "its node crashed: back when the node is restored", hold_s=2.0),
                    "node-of"),
-    # "power-loss": (model.Fault("power-loss", "its node lost power: back when it boots again", hold_s=2.0),
-    #                "node-of"),   <- needs the power-loss nemesis; expectations above are ready for it
+    # the node's volumes drop what was never made durable: needs the `lazy` class (STORAGE_CLASS below)
+    # and the cluster's `power-loss` capability (skipped, saying so, on kind and existing clusters)
+    "power-loss": (model.Fault("power-loss", "its node lost power: back when it boots again", hold_s=2.0),
+                   "node-of"),
 }
+#: the class each fault's claims use: a power loss only drops un-durable writes on `lazy` volumes
+STORAGE_CLASS: dict[str, str] = {"power-loss": "lazy"}
 LIBRARY_FORMATS = [f for f in config.CHECKPOINT_FORMATS if f != "raw"]
 
 
@@ -65,7 +72,8 @@ def scenario(fault: str, fmt: str) -> model.Scenario:
     return model.Scenario(
         name=f"format-{fmt}-{fault}",
         claim=__doc__ or "",
-        deploy={"replicas": "3", "storage_class": "standard", "keep_last": "3", "checkpoint_format": fmt,
+        deploy={"replicas": "3", "storage_class": STORAGE_CLASS.get(fault, "standard"), "keep_last": "3",
+                "checkpoint_format": fmt,
                 # torch or jax in every writer: more than the raw writer's 512Mi
                 "memory_limit": "2Gi"},
         faults={fault: nemesis},

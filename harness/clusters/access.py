@@ -81,6 +81,7 @@ BY_NEMESIS: Final[Mapping[str, tuple[Access, ...]]] = {
     "drain": (*_each("patch", "nodes", namespaced=False), *_each("create", "pods", subresource="eviction")),
     "cordon": _each("patch", "nodes", namespaced=False),
     "node-crash": _each("delete", "pods"),  # the node itself is the capability; force_delete deletes pods
+    "power-loss": (),  # the node and its volumes are the capability (kubesim node power-loss)
     "scale": _each("get patch", "statefulsets", "apps", "scale"),
     "rollout-restart": _each("patch", "statefulsets", "apps"),
     "partitioned-update": _each("patch", "statefulsets", "apps"),

@@ -95,7 +95,10 @@ class Cluster(Protocol):
 
     def kill_container(self, namespace: str, pod: str, container: str, signal: str) -> None: ...
 
-    def power_loss(self, node: str) -> None: ...
+    def power_loss(self, node: str) -> Mapping[str, int]:
+        """Crash ``node`` and drop what its volumes never made durable; returns what was dropped (counts
+        summed over its volumes: entries, files with un-durable data, ...). ``restore_node`` reboots it."""
+        ...
 
 
 def kubectl_args(cluster: Cluster) -> list[str]:
@@ -109,8 +112,18 @@ def kubectl_args(cluster: Cluster) -> list[str]:
 def not_offered(cluster: Cluster, capability: Capability) -> ClusterUnavailable:
     """The error a capability method raises on a cluster that lacks it (scenarios skip on it)."""
     offered = ", ".join(sorted(cluster.capabilities)) or "none"
+    why = missing_reason(cluster, capability)
     return ClusterUnavailable(
-        f"the {cluster.kind} cluster {cluster.name} cannot do {capability} (it offers: {offered})")
+        f"the {cluster.kind} cluster {cluster.name} cannot do {capability} (it offers: {offered})"
+        + (f": {why}" if why else ""))
+
+
+def missing_reason(cluster: Cluster, capability: Capability) -> str | None:
+    """Why a cluster that could offer ``capability`` does not on this machine (the embedded cluster's
+    power-loss without FUSE), from its optional ``missing_reason(capability)``; None when it does not say."""
+    why = getattr(cluster, "missing_reason", None)
+    said = why(capability) if callable(why) else None
+    return str(said) if said else None
 
 
 def require(cluster: Cluster, capability: Capability) -> None:

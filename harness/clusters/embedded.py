@@ -6,12 +6,21 @@ stops exactly the processes it recorded. The harness never imports kubesim (an i
 contract): everything it learns afterwards comes through the Kubernetes API, exactly as on kind.
 
 Shortened periods (node monitor grace, toleration seconds, crash-loop back-off) keep fault
-scenarios short; they are passed as ``up`` flags and recorded in :meth:`describe`.
+scenarios short; they are passed as ``up`` flags and recorded in :meth:`describe`. They are
+periods kind is configured with too (infra/kind/cluster.yaml), and kubesim runs with ``--timing
+upstream`` (readiness probed every periodSeconds, image pulls take time), so a scenario's timing
+expectations hold on a real cluster as well.
+
+Capabilities: ``node-crash`` and ``kill-container`` always; ``power-loss`` (``kubesim node
+power-loss``: the node crashes and its ``lazy``-class volumes drop what was never made durable)
+only where kubesim's lazy file system can mount on this machine — asked once, through
+``python -m kubesim.lazyfs check``, and when it cannot, :meth:`describe` says why.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 import subprocess
@@ -22,13 +31,24 @@ from typing import Literal, get_args
 
 from harness.clusters import base
 
-#: Periods a scenario session runs with (kubesim's flags; upstream defaults in brackets).
+#: Periods a scenario session runs with (kubesim's flags; upstream defaults in brackets). Each is a
+#: period a real cluster can be configured with too: infra/kind/cluster.yaml sets the same values
+#: (tests/unit/test_infra_kind.py asserts they agree), so nothing passes on kubesim only because
+#: kubesim was configured faster than kind can be.
 DEFAULT_PERIODS: Mapping[str, str] = {
-    "--node-monitor-grace": "4s",  # silent node -> Ready=Unknown [50s since Kubernetes 1.32]
-    "--toleration-seconds": "10",  # not-ready/unreachable tolerations of new pods [300]
-    "--crashloop-base": "1s",  # first restart back-off [10s]
-    "--crashloop-max": "8s",  # back-off cap [300s]
+    "--node-monitor-grace": "4s",  # silent node -> Ready=Unknown [50s]; kcm --node-monitor-grace-period
+    "--node-monitor-period": "500ms",  # node health re-checked [5s]; kcm --node-monitor-period
+    "--node-status-interval": "1s",  # kubelet heartbeat [10s]; nodeStatusUpdateFrequency, lease = grace
+    "--toleration-seconds": "10",  # not-ready/unreachable tolerations of new pods [300]; kube-apiserver
+    # first restart back-off and cap [10s, 300s]: kind can only lower the cap (crashLoopBackOff
+    # .maxContainerRestartPeriod), which lowers the initial 10s to the cap, so both are 8s
+    "--crashloop-base": "8s",
+    "--crashloop-max": "8s",
 }
+
+#: kubesim's timing profile for scenarios: upstream's (probes every periodSeconds, image pulls take time);
+#: ``fast`` exists only for kubesim's own conformance-style tests.
+TIMING = "upstream"
 
 Network = Literal["private", "host"]
 NETWORKS: tuple[Network, ...] = get_args(Network)
@@ -59,6 +79,9 @@ class EmbeddedCluster:
     _nodes: tuple[str, ...] = ()
     _started: bool = False
     _server: str | None = None
+    #: why ``power-loss`` cannot be offered here (None: it can); asked once, see :meth:`power_loss_missing`
+    _power_loss_missing: str | None = None
+    _power_loss_checked: bool = False
 
     @property
     def kind(self) -> base.ClusterKind:
@@ -83,7 +106,29 @@ class EmbeddedCluster:
 
     @property
     def capabilities(self) -> frozenset[base.Capability]:
-        return frozenset({"node-crash", "kill-container"})
+        offered: set[base.Capability] = {"node-crash", "kill-container"}
+        if self.power_loss_missing() is None:
+            offered.add("power-loss")
+        return frozenset(offered)
+
+    def missing_reason(self, capability: base.Capability) -> str | None:
+        """Why ``capability`` is not offered here (see :func:`harness.clusters.base.missing_reason`)."""
+        return self.power_loss_missing() if capability == "power-loss" else None
+
+    def power_loss_missing(self) -> str | None:
+        """Why kubesim cannot cut a node's power on this machine (no /dev/fuse, not root, libfuse
+        missing, ...), or None when it can: ``python -m kubesim.lazyfs check``, run once."""
+        if not self._power_loss_checked:
+            try:
+                done = subprocess.run([sys.executable, "-m", "kubesim.lazyfs", "check"], capture_output=True,
+                                      text=True, timeout=60, check=False, stdin=subprocess.DEVNULL, env=_env())
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                self._power_loss_missing = f"python -m kubesim.lazyfs check did not run: {exc}"
+            else:
+                said = _last_line(done.stdout) or _last_line(done.stderr) or f"exit code {done.returncode}"
+                self._power_loss_missing = None if done.returncode == 0 else said
+            self._power_loss_checked = True
+        return self._power_loss_missing
 
     def collect_logs(self, dest: Path, namespace: str | None) -> None:
         """The control plane's and kubelets' logs, and the container logs of ``namespace``'s pods
@@ -113,10 +158,21 @@ class EmbeddedCluster:
         """Signal the container's processes as the runtime would (``crictl stop``/``kill``)."""
         self._node_command("kill-container", pod, container, "-n", namespace, "--signal", signal)
 
-    def power_loss(self, node: str) -> None:
-        raise base.not_offered(self, "power-loss")
+    def power_loss(self, node: str) -> Mapping[str, int]:
+        """Cut the node's power (``kubesim node power-loss``): its kubelet and containers are frozen, its
+        ``lazy`` volumes drop every change never made durable, then everything is SIGKILLed;
+        :meth:`restore_node` is the reboot. Returns what was dropped, summed over the node's volumes."""
+        if self.power_loss_missing() is not None:
+            raise base.not_offered(self, "power-loss")
+        out = self._node_command("power-loss", node, "--json")
+        try:
+            doc = json.loads(_last_line(out))
+            return {str(k): int(v) for k, v in doc["dropped"].items()}
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise base.ClusterError(f"kubesim node power-loss {node}: cannot read what it did ({exc}): "
+                                    f"{_last_line(out)!r}") from None
 
-    def _node_command(self, *args: str) -> None:
+    def _node_command(self, *args: str) -> str:
         if not self._started:
             raise base.ClusterError(f"the embedded cluster is not running; cannot run kubesim node {args[0]}")
         cmd = [sys.executable, "-m", "kubesim", "node", *args, "--state", str(self.state_dir)]
@@ -125,11 +181,12 @@ class EmbeddedCluster:
         if done.returncode != 0:
             raise base.ClusterError(f"kubesim node {' '.join(args)} failed ({done.returncode}): "
                                     f"{_last_line(done.stderr) or _last_line(done.stdout)}")
+        return done.stdout
 
     def up_command(self) -> list[str]:
         cmd = [sys.executable, "-m", "kubesim", "up", "--state", str(self.state_dir), "--port", "0",
                "--nodes", str(self.node_count), "--nodes-timeout", str(max(10.0, self.start_timeout_s - 15)),
-               "--network", self.network]
+               "--network", self.network, "--timing", TIMING]
         for flag, value in self.periods.items():
             cmd += [flag, value]
         return cmd
@@ -175,9 +232,11 @@ class EmbeddedCluster:
             raise base.ClusterError(f"kubesim down --state {self.state_dir} failed: {_last_line(done.stderr)}")
 
     def describe(self) -> dict[str, object]:
+        missing = self.power_loss_missing()
         return {"kind": self.kind, "name": self.name, "server": self._server, "nodes": list(self._nodes),
-                "state_dir": str(self.state_dir), "periods": dict(self.periods), "reach": self.reach,
-                "network": self.network}
+                "state_dir": str(self.state_dir), "periods": dict(self.periods), "timing": TIMING, "reach": self.reach,
+                "network": self.network, "capabilities": sorted(self.capabilities),
+                "power_loss": "offered (lazy storage class)" if missing is None else f"not offered: {missing}"}
 
     def _log_tails(self, output: str) -> str:
         """The end of every log kubesim wrote, so one failure message says why."""

@@ -9,6 +9,7 @@ down), and learns its nodes. The defaults are kubectl's: the first file in ``$KU
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
@@ -77,7 +78,7 @@ class ExistingCluster:
     def kill_container(self, namespace: str, pod: str, container: str, signal: str) -> None:
         raise base.not_offered(self, "kill-container")
 
-    def power_loss(self, node: str) -> None:
+    def power_loss(self, node: str) -> Mapping[str, int]:
         raise base.not_offered(self, "power-loss")
 
     def start(self) -> None:

@@ -18,10 +18,25 @@ def embedded_network(env: Mapping[str, str] = os.environ) -> embedded.Network:
     return raw
 
 
+#: optional checkpoint libraries the kind session's writer image is built with (``torch,orbax``)
+ENV_WRITER_FORMATS = "HARNESS_WRITER_FORMATS"
+
+
+def writer_image_formats(env: Mapping[str, str] = os.environ) -> tuple[str, ...]:
+    """The format layers of the writer image a kind session builds (none unless HARNESS_WRITER_FORMATS)."""
+    from harness.deploy import image
+
+    try:
+        return image.parse_formats(env.get(ENV_WRITER_FORMATS))
+    except image.ImageError as exc:
+        raise base.ClusterError(f"{ENV_WRITER_FORMATS}: {exc}") from None
+
+
 def make(chosen: settings.ClusterSettings, *, state_dir: Path) -> base.Cluster:
     """``state_dir`` holds the embedded cluster's store, volumes and logs (unused by other kinds)."""
     if chosen.kind == "embedded":
         return embedded.EmbeddedCluster(state_dir=state_dir, network=embedded_network())
     if chosen.kind == "kind":
-        return kind.KindCluster(name=chosen.kind_name, kind_path=chosen.kind_path, keep=chosen.keep_cluster)
+        return kind.KindCluster(name=chosen.kind_name, kind_path=chosen.kind_path, keep=chosen.keep_cluster,
+                                image_formats=writer_image_formats())
     return existing.ExistingCluster(kubeconfig_path=chosen.kubeconfig, context_name=chosen.context)

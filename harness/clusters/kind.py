@@ -39,7 +39,7 @@ import dataclasses
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -78,6 +78,8 @@ class KindCluster:
     keep: bool = False
     #: the writer image built and loaded (None: ckpt-writer:<harness version>, what scenarios deploy)
     image: str | None = None
+    #: checkpoint libraries built into it besides raw and safetensors (env HARNESS_WRITER_FORMATS)
+    image_formats: tuple[str, ...] = ()
     #: where pytest-kind keeps the kubeconfig (.pytest-kind/<name>/ in the working directory)
     work_dir: Path = dataclasses.field(default_factory=Path.cwd)
     restore_timeout_s: float = 180.0
@@ -139,7 +141,7 @@ class KindCluster:
 
         self.preflight()
         try:
-            plan = image.plan(None, self.image, None)
+            plan = image.plan(None, self.image, None, self.image_formats)
         except image.ImageError as exc:
             raise base.ClusterError(str(exc)) from None
         self._version = self._run([self._kind_bin, "version"], "kind version").stdout.strip() or None
@@ -195,7 +197,8 @@ class KindCluster:
     def describe(self) -> dict[str, object]:
         return {"kind": self.kind, "name": self.name, "server": self._server, "nodes": list(self._nodes),
                 "context": self.context, "config": str(self.config_file), "kind_binary": self._kind_bin,
-                "kind_version": self._version, "image": self._image, "reach": self.reach,
+                "kind_version": self._version, "image": self._image, "image_formats": list(self.image_formats),
+                "reach": self.reach,
                 "created_by_session": self._created, "kept": self.keep}
 
     def collect_logs(self, dest: Path, namespace: str | None) -> None:
@@ -261,7 +264,7 @@ class KindCluster:
         self._run([*exec_, *runtime_signal(ids[0], name, where.grace_s)],
                   f"SIG{name} to {namespace}/{pod}/{container} on {where.node}")
 
-    def power_loss(self, node: str) -> None:
+    def power_loss(self, node: str) -> Mapping[str, int]:
         raise base.not_offered(self, "power-loss")
 
     # ----- helpers ---------------------------------------------------------------------------

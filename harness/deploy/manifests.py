@@ -270,6 +270,8 @@ def _writer_env(spec: deploy_spec.DeploySpec) -> list[JsonValue]:
         # with its own 127.x address; the writer adds loopback itself where the pod IP is not
         # loopback, so kubectl port-forward keeps working on kind.
         field("LISTEN_HOST", "status.podIP"),
+        # a negative control only (never set by a deploy flag): the writer skips these publish steps
+        *([value("WRITER_UNSAFE_SKIP", ",".join(spec.writer.unsafe_skip))] if spec.writer.unsafe_skip else []),
     ]
 
 

@@ -82,6 +82,11 @@ class WriterSettings:
     listen_port: int = 8080
     #: the checkpoint format the writer publishes (docs/formats.md): env WRITER_FORMAT
     checkpoint_format: str = "raw"
+    #: NEGATIVE CONTROLS ONLY: publish-protocol steps the writer skips (env WRITER_UNSAFE_SKIP). Deliberately
+    #: not an :data:`OPTIONS` entry (no deploy flag, no Pulumi key): only a scenario sets it
+    #: (:attr:`harness.scenario.model.Scenario.writer_unsafe_skip`), to prove a fault can catch a writer that
+    #: skips a step; nobody deploys such a writer by accident
+    unsafe_skip: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """Ask the API server what our credentials may do: one SelfSubjectAccessReview per question.
 
 An answer is ``True`` (allowed), ``False`` (denied, with the authorizer's reason) or ``None``:
-the server cannot say — it does not serve ``authorization.k8s.io/v1`` (kubesim today, which has
-no RBAC and allows everything), or it refused the review itself. ``None`` is never read as a
+the server cannot say — it does not serve ``authorization.k8s.io/v1`` (kubesim before its RBAC), or
+it refused the review itself. ``None`` is never read as a
 denial: a scenario is only skipped for a verb the cluster really denies.
 """
 

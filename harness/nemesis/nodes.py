@@ -13,6 +13,11 @@ ones the scenario expects unavailable, and the ones asked to resume after the he
   ``force_delete`` the run's pods on it are then force-deleted (what an operator does to get a
   StatefulSet going again), so a shared-class ordinal comes back elsewhere while a local-path
   one waits for its node. Heal = restore the node and wait for a new writer on every hit ordinal.
+* ``power-loss`` (cluster capability): the node crashes as above *and* its volumes drop every
+  change never made durable (on the embedded cluster: the ``lazy`` storage class, whose volumes
+  are mounted through kubesim's lazy file system). What was dropped is noted with the heal.
+  Heal = restore the node (the reboot: its volumes are mounted again) and wait for a new writer
+  on every hit ordinal.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from harness.nemesis import base, context, serving
 DRAIN: Final = "drain"
 CORDON: Final = "cordon"
 NODE_CRASH: Final = "node-crash"
+POWER_LOSS: Final = "power-loss"
 
 
 class _NodeFault:
@@ -142,16 +148,22 @@ class NodeCrash(_NodeFault):
         self._force_delete = force_delete
         self._crashed: set[str] = set()
 
+    def _take_down(self, node: str) -> tuple[str, str]:
+        """Crash ``node``; returns what happened for the progress line: the verb, and what to add after."""
+        self._ctx.cluster.crash_node(node)
+        return "crashed", ""
+
     def inject(self, targets: Sequence[str]) -> None:
         for node in targets:
             pods = self._on_node(node)
             self._remember(node)
             try:
-                self._ctx.cluster.crash_node(node)
+                verb, detail = self._take_down(node)
             except cluster_base.ClusterError as exc:
                 raise base.NemesisError(f"{self.name}: {exc}") from None
             self._crashed.add(node)
-            self._ctx.progress(f"crashed node {node} ({', '.join(p.name for p in pods) or 'none of our pods'} on it)")
+            self._ctx.progress(f"{verb} node {node} ({', '.join(p.name for p in pods) or 'none of our pods'} on it)"
+                               f"{detail}")
             if self._force_delete:
                 for pod in pods:
                     try:
@@ -172,6 +184,22 @@ class NodeCrash(_NodeFault):
             self._await_back(node)
 
 
+class PowerLoss(NodeCrash):
+    """A node crash that also drops what the node's volumes never made durable (cluster capability
+    ``power-loss``); the heal (restore, new writers) is the crash's."""
+
+    name = POWER_LOSS
+
+    def __init__(self, ctx: context.SetContext) -> None:
+        super().__init__(ctx, force_delete=False)
+
+    def _take_down(self, node: str) -> tuple[str, str]:
+        dropped = {str(k): int(v) for k, v in self._ctx.cluster.power_loss(node).items()}
+        self.notes = {"node": node, "dropped": dict(dropped)}  # recorded with this fault's heal
+        said = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in sorted(dropped.items()) if v) or "nothing"
+        return "cut the power of", f"; its volumes dropped what was not durable: {said}"
+
+
 def build_drain(ctx: context.SetContext, options: Mapping[str, object]) -> Drain:
     del options
     return Drain(ctx)
@@ -184,3 +212,8 @@ def build_cordon(ctx: context.SetContext, options: Mapping[str, object]) -> Cord
 
 def build_node_crash(ctx: context.SetContext, options: Mapping[str, object]) -> NodeCrash:
     return NodeCrash(ctx, force_delete=bool(options.get("force_delete", False)))
+
+
+def build_power_loss(ctx: context.SetContext, options: Mapping[str, object]) -> PowerLoss:
+    del options
+    return PowerLoss(ctx)

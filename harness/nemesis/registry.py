@@ -33,6 +33,7 @@ NEMESES: Mapping[str, Entry] = {
     nodes.DRAIN: Entry({}, nodes.build_drain),
     nodes.CORDON: Entry({}, nodes.build_cordon),
     nodes.NODE_CRASH: Entry({"force_delete": bool}, nodes.build_node_crash, needs="node-crash"),
+    nodes.POWER_LOSS: Entry({}, nodes.build_power_loss, needs="power-loss"),
     setops.SCALE: Entry({"to": int}, setops.build_scale, required=frozenset({"to"})),
     setops.ROLLOUT_RESTART: Entry({}, setops.build_restart),
     setops.PARTITIONED_UPDATE: Entry({"partition": int}, setops.build_partitioned,

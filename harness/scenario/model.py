@@ -21,6 +21,7 @@ from harness.checkers import expect, registry
 from harness.clusters import base as cluster_base
 from harness.deploy import spec as deploy_spec
 from harness.scenario import schedule as schedule_mod
+from harness.workload import config as workload_config
 
 #: What the scenario runs against: the StatefulSet on the session's cluster, or the writers as
 #: plain local processes (no cluster at all; the fault is a real SIGKILL of a real process).
@@ -119,6 +120,10 @@ class Scenario:
     #: soak: start faults from the (long) schedule until this many seconds have passed; each
     #: step is stored in schedule.json just before it runs, so the file is what ran
     duration_s: float | None = None
+    #: NEGATIVE CONTROLS ONLY: publish-protocol steps the writers skip (``--unsafe-skip``: ``file-fsync``,
+    #: ``tmpdir-fsync``, ``parent-fsync``, ...). A scenario that sets it claims its fault *catches* such a
+    #: writer: it expects invalid verdicts (scenarios/test_power_loss_controls.py); no deploy flag sets it
+    writer_unsafe_skip: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.replace("-", "").isalnum():
@@ -135,6 +140,10 @@ class Scenario:
             raise ScenarioError(f"scenario {self.name}: {exc}") from None
         if self.duration_s is not None and not self.duration_s > 0:
             raise ScenarioError(f"scenario {self.name}: duration_s must be > 0, got {self.duration_s}")
+        unknown = sorted(set(self.writer_unsafe_skip) - set(workload_config.PROTOCOL_STEPS))
+        if unknown:
+            raise ScenarioError(f"scenario {self.name}: writer_unsafe_skip {', '.join(unknown)} is not a publish step "
+                                f"({', '.join(workload_config.PROTOCOL_STEPS)})")
         self.deploy_spec("probe")  # an unknown or bad deploy option fails here, not mid-run
 
     @property
@@ -144,9 +153,16 @@ class Scenario:
     def deploy_spec(self, namespace: str) -> deploy_spec.DeploySpec:
         """The StatefulSet to deploy, in ``namespace``; bad options fail with one line."""
         try:
-            return deploy_spec.parse({**self.deploy, "namespace": namespace})
+            spec = deploy_spec.parse({**self.deploy, "namespace": namespace})
         except deploy_spec.SpecError as exc:
             raise ScenarioError(f"scenario {self.name}: deploy {exc}") from None
+        if not self.writer_unsafe_skip:
+            return spec
+        if spec.writer.checkpoint_format != "raw":
+            raise ScenarioError(f"scenario {self.name}: writer_unsafe_skip applies to the raw format only, "
+                                f"not {spec.writer.checkpoint_format}")
+        return dataclasses.replace(spec, writer=dataclasses.replace(spec.writer,
+                                                                    unsafe_skip=tuple(self.writer_unsafe_skip)))
 
     def make_schedule(self, seed: int) -> schedule_mod.Schedule:
         """The seeded schedule, checked against the faults this scenario declares."""
@@ -179,4 +195,5 @@ class Scenario:
             "load": dataclasses.asdict(self.load),
             "checkers": list(self.checkers),
             "duration_s": self.duration_s,
+            "writer_unsafe_skip": list(self.writer_unsafe_skip),
         }

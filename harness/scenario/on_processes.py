@@ -24,6 +24,8 @@ class LocalProcesses:
 
     def __init__(self, scenario: model.Scenario, root: Path, run_dir: Path) -> None:
         spec = scenario.deploy_spec("local")
+        if spec.writer.unsafe_skip:  # the local writers take no such switch: refuse rather than run a correct one
+            raise model.ScenarioError(f"scenario {scenario.name}: writer_unsafe_skip needs the statefulset system")
         self._statefulset = spec.name
         self._keep_last = spec.writer.keep_last
         self.ordinals: Sequence[int] = range(spec.replicas)

@@ -30,8 +30,9 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from kubesim import network, state, stopsignal
-from kubesim.apiserver import admission, bootstrap, nslifecycle, rest, server, store, streaming, watch
+from kubesim import network, servicenet, state, stopsignal
+from kubesim.apiserver import admission, bootstrap, nslifecycle, rest, server, serviceips, store, streaming, watch
+from kubesim.apiserver import identity as api_identity
 
 HOST = "127.0.0.1"
 
@@ -54,6 +55,9 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--netns-fd", type=int, default=None,
                         help="an inherited fd of the cluster's network namespace: listen on the host first, then "
                              "enter it and listen there too (kubesim up --network private)")
+    parser.add_argument("--no-root-ca-publisher", dest="root_ca_publisher", action="store_false",
+                        help="do not publish the kube-root-ca.crt ConfigMap in every namespace (a controller-manager "
+                             "controller upstream: kubesim.controlplane passes this with --controllers none)")
     return parser.parse_args(argv)
 
 
@@ -168,8 +172,9 @@ def main(argv: list[str] | None = None, after_listen: AfterListen | None = None,
         not_ready_toleration_seconds=args.default_toleration_seconds,
         unreachable_toleration_seconds=args.default_toleration_seconds,
     ))
+    api.service_ips = serviceips.for_network(servicenet.for_state(layout.root))  # --service-cluster-ip-range
     bootstrap.ensure_defaults(api)
-    app = server.ApiServer(api, token, watch.Settings(bookmark_interval=args.bookmark_interval))
+    app = api_identity.install(api, layout.root, token, watch.Settings(bookmark_interval=args.bookmark_interval))
     listeners = [_Listening(sock, context, app) for sock in listening]
     port = listeners[0].server_address[1]
     app.address = f"{HOST}:{port}"
@@ -181,6 +186,7 @@ def main(argv: list[str] | None = None, after_listen: AfterListen | None = None,
              layout.db, db.resource_version)
     with stopsignal.StopSignal() as stop:
         nslifecycle.start(api, stop.event)
+        api_identity.start_controllers(api, layout.root, stop.event, root_ca=args.root_ca_publisher)
         cleanup = after_listen(port, stop) if after_listen is not None else None
         stop.wait()
         log.info("shutting down (%s)", stop.received.name if stop.received is not None else "requested")

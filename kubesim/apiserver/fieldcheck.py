@@ -33,6 +33,12 @@ MODELS: dict[tuple[str, str], str] = {
     ("apps", "ControllerRevision"): "V1ControllerRevision", ("policy", "PodDisruptionBudget"): "V1PodDisruptionBudget",
     ("storage.k8s.io", "StorageClass"): "V1StorageClass", ("coordination.k8s.io", "Lease"): "V1Lease",
     ("events.k8s.io", "Event"): "EventsV1Event", ("autoscaling", "Scale"): "V1Scale",
+    ("discovery.k8s.io", "EndpointSlice"): "V1EndpointSlice",
+    ("rbac.authorization.k8s.io", "Role"): "V1Role", ("rbac.authorization.k8s.io", "ClusterRole"): "V1ClusterRole",
+    ("rbac.authorization.k8s.io", "RoleBinding"): "V1RoleBinding",
+    ("rbac.authorization.k8s.io", "ClusterRoleBinding"): "V1ClusterRoleBinding",
+    ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy"): "V1ValidatingAdmissionPolicy",
+    ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding"): "V1ValidatingAdmissionPolicyBinding",
 }
 
 _LEAVES = frozenset({"str", "int", "bool", "float", "bytes", "bytearray", "datetime", "date", "object"})

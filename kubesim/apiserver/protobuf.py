@@ -2,7 +2,8 @@
 
 Most of kubectl talks JSON, but commands built on the typed clientset (``kubectl create
 namespace|configmap|secret|serviceaccount|service``, ``kubectl drain --disable-eviction``'s
-DELETE) send ``application/vnd.kubernetes.protobuf`` and never fall back to JSON. Responses
+DELETE, ``kubectl auth can-i|whoami`` and ``kubectl create token``) send
+``application/vnd.kubernetes.protobuf`` and never fall back to JSON. Responses
 stay JSON (kubectl accepts both), so only request bodies are decoded, and only for the messages
 those commands send; anything else is a 415 naming the kind.
 
@@ -73,6 +74,20 @@ SERVICE_SPEC: Schema = {
     13: F("publishNotReadyAddresses", "bool"),
 }
 
+# authorization.k8s.io/v1 and authentication.k8s.io/v1 (kubectl auth can-i / whoami, create token)
+RESOURCE_ATTRIBUTES: Schema = {
+    1: F("namespace", "string"), 2: F("verb", "string"), 3: F("group", "string"), 4: F("version", "string"),
+    5: F("resource", "string"), 6: F("subresource", "string"), 7: F("name", "string"),
+}
+NON_RESOURCE_ATTRIBUTES: Schema = {1: F("path", "string"), 2: F("verb", "string")}
+ACCESS_REVIEW_SPEC: Schema = {
+    1: F("resourceAttributes", "msg", RESOURCE_ATTRIBUTES),
+    2: F("nonResourceAttributes", "msg", NON_RESOURCE_ATTRIBUTES),
+    3: F("user", "string"), 4: F("groups", "rep_string"), 6: F("uid", "string"),
+}
+BOUND_OBJECT_REFERENCE: Schema = {1: F("kind", "string"), 2: F("apiVersion", "string"), 3: F("name", "string"),
+                                  4: F("uid", "string")}
+
 KINDS: Mapping[str, Schema] = {
     "Namespace": {1: F("metadata", "msg", OBJECT_META),
                   2: F("spec", "msg", {1: F("finalizers", "rep_string")})},
@@ -86,6 +101,17 @@ KINDS: Mapping[str, Schema] = {
     "Service": {1: F("metadata", "msg", OBJECT_META), 2: F("spec", "msg", SERVICE_SPEC)},
     "DeleteOptions": DELETE_OPTIONS,
     "Eviction": {1: F("metadata", "msg", OBJECT_META), 2: F("deleteOptions", "msg", DELETE_OPTIONS)},
+    "SelfSubjectAccessReview": {1: F("metadata", "msg", OBJECT_META), 2: F("spec", "msg", ACCESS_REVIEW_SPEC)},
+    "SubjectAccessReview": {1: F("metadata", "msg", OBJECT_META), 2: F("spec", "msg", ACCESS_REVIEW_SPEC)},
+    "LocalSubjectAccessReview": {1: F("metadata", "msg", OBJECT_META), 2: F("spec", "msg", ACCESS_REVIEW_SPEC)},
+    "SelfSubjectRulesReview": {1: F("metadata", "msg", OBJECT_META),
+                               2: F("spec", "msg", {1: F("namespace", "string")})},
+    "SelfSubjectReview": {1: F("metadata", "msg", OBJECT_META)},
+    "TokenReview": {1: F("metadata", "msg", OBJECT_META),
+                    2: F("spec", "msg", {1: F("token", "string"), 2: F("audiences", "rep_string")})},
+    "TokenRequest": {1: F("metadata", "msg", OBJECT_META), 2: F("spec", "msg", {
+        1: F("audiences", "rep_string"), 4: F("expirationSeconds", "int", keep_zero=True),
+        3: F("boundObjectRef", "msg", BOUND_OBJECT_REFERENCE)})},
 }
 
 

@@ -104,6 +104,9 @@ SUBRESOURCES: Mapping[tuple[str, str], tuple[Subresource, ...]] = {
         _S("scale", "Scale", STATUS_VERBS, "autoscaling", "v1"),
     ),
     ("policy", "poddisruptionbudgets"): (_S("status", "PodDisruptionBudget", STATUS_VERBS),),
+    ("", "serviceaccounts"): (_S("token", "TokenRequest", ("create",), "authentication.k8s.io", "v1"),),
+    ("admissionregistration.k8s.io", "validatingadmissionpolicies"): (
+        _S("status", "ValidatingAdmissionPolicy", STATUS_VERBS),),
 }
 """Subresources per (group, plural), with the kind discovery reports for each (upstream storage registrations)."""
 
@@ -137,8 +140,31 @@ RESOURCES: tuple[Resource, ...] = (
     _row("storage.k8s.io", "storageclasses", "storageclass", "StorageClass", False, ("sc",)),
     # coordination.k8s.io/v1 (node heartbeats)
     _row("coordination.k8s.io", "leases", "lease", "Lease", True),
+    # discovery.k8s.io/v1 (pkg/registry/discovery/rest/storage_discovery.go): the endpointslice controller's output
+    _row("discovery.k8s.io", "endpointslices", "endpointslice", "EndpointSlice", True),
     # events.k8s.io/v1: the same events under the newer schema; `kubectl events` prefers it.
     _row("events.k8s.io", "events", "event", "Event", True, ("ev",)),
+    # Identity and access (authn.py, authz.py, reviews.py): the reviews are create-only and never stored.
+    _row("authentication.k8s.io", "selfsubjectreviews", "selfsubjectreview", "SelfSubjectReview", False,
+         verbs=("create",)),
+    _row("authentication.k8s.io", "tokenreviews", "tokenreview", "TokenReview", False, verbs=("create",)),
+    _row("authorization.k8s.io", "localsubjectaccessreviews", "localsubjectaccessreview", "LocalSubjectAccessReview",
+         True, verbs=("create",)),
+    _row("authorization.k8s.io", "selfsubjectaccessreviews", "selfsubjectaccessreview", "SelfSubjectAccessReview",
+         False, verbs=("create",)),
+    _row("authorization.k8s.io", "selfsubjectrulesreviews", "selfsubjectrulesreview", "SelfSubjectRulesReview",
+         False, verbs=("create",)),
+    _row("authorization.k8s.io", "subjectaccessreviews", "subjectaccessreview", "SubjectAccessReview", False,
+         verbs=("create",)),
+    _row("rbac.authorization.k8s.io", "clusterrolebindings", "clusterrolebinding", "ClusterRoleBinding", False),
+    _row("rbac.authorization.k8s.io", "clusterroles", "clusterrole", "ClusterRole", False),
+    _row("rbac.authorization.k8s.io", "rolebindings", "rolebinding", "RoleBinding", True),
+    _row("rbac.authorization.k8s.io", "roles", "role", "Role", True),
+    # admissionregistration.k8s.io/v1: stored so infra/rbac/guard.yaml applies; kubesim does not enforce the policies.
+    _row("admissionregistration.k8s.io", "validatingadmissionpolicies", "validatingadmissionpolicy",
+         "ValidatingAdmissionPolicy", False, categories=("api-extensions",)),
+    _row("admissionregistration.k8s.io", "validatingadmissionpolicybindings", "validatingadmissionpolicybinding",
+         "ValidatingAdmissionPolicyBinding", False, categories=("api-extensions",)),
 )
 
 

@@ -17,8 +17,20 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from kubesim import timestamps
-from kubesim.apiserver import admission, errors, eventsconv, fieldcheck, fielderrors, kinds, patch, resources, store
+from kubesim import servicenet, timestamps
+from kubesim.apiserver import (
+    admission,
+    errors,
+    eventsconv,
+    fieldcheck,
+    fielderrors,
+    kinds,
+    patch,
+    plugins,
+    resources,
+    serviceips,
+    store,
+)
 
 Query = Mapping[str, str]
 Obj = dict[str, Any]
@@ -112,11 +124,16 @@ def metadata_of(obj: Obj) -> Obj:
 class Api:
     """The verbs over one :class:`store.Store`."""
 
+    service_ips: serviceips.Allocator = serviceips.for_network(servicenet.default())
+    """ClusterIPs come from here (the API server process sets its cluster's range, :mod:`kubesim.servicenet`)."""
+
     def __init__(self, db: store.Store, clock: Callable[[], str] = now,
                  admission_base: admission.AdmissionConfig | None = None) -> None:
         self.store = db
         self.clock = clock
         self.admission_base = admission_base or admission.AdmissionConfig()
+        self.admission_plugins: list[plugins.Plugin] = []
+        """Stateful admission (ServiceAccount, RBAC escalation) the API server registers (:mod:`.plugins`)."""
 
     def admission_config(self) -> admission.AdmissionConfig:
         """What the mutating plugins need from cluster state: the default StorageClass (newest wins, as upstream)."""
@@ -218,6 +235,8 @@ class Api:
         obj = admission.apply_defaults(kind, obj)
         obj = admission.apply_create_status(kind, obj)
         obj = admission.apply_admission_mutations(kind, obj, self.admission_config())
+        for plugin in self.admission_plugins:
+            obj = plugin.admit_create(res, kind, obj)
         meta = metadata_of(obj)
         dry_run = query.get("dryRun") == "All"
         with self.store.write_lock:
@@ -234,6 +253,11 @@ class Api:
                 if errs:
                     raise errors.invalid(res.group, kind, str(meta.get("name", "")), errs)
                 if self.store.get(t.rkey, meta.get("namespace", ""), meta["name"]) is None:
+                    if kind == "Service":  # the registry allocates after validation, under the write lock
+                        self.service_ips.prepare_create(obj, self._cluster_ips_in_use())
+                        errs = admission.validate_create(kind, obj)
+                        if errs:
+                            raise errors.invalid(res.group, kind, str(meta.get("name", "")), errs)
                     break
                 if not generated:
                     raise errors.already_exists(res.group, res.plural, meta["name"])
@@ -243,6 +267,10 @@ class Api:
                 return 201, self.present_obj(res, obj)
             entry = self.store.put(t.rkey, obj, None)
         return 201, self.present(res, entry)
+
+    def _cluster_ips_in_use(self) -> set[str]:
+        items, _rv = self.store.scan("core/services", None)
+        return {ip for _key, entry in items for ip in serviceips.cluster_ips(entry.obj)}
 
     def prepare_for_create(self, kind: str, res: resources.Resource, obj: Obj) -> None:
         meta = obj["metadata"]
@@ -342,6 +370,8 @@ class Api:
                     spec.pop("finalizers", None)
                 else:
                     spec["finalizers"] = list(old_finalizers)
+        if kind == "Service" and not status_only:
+            serviceips.prepare_update(new, old.obj)
         new = admission.apply_defaults(kind, new)
         meta = new["metadata"]
         meta["resourceVersion"] = old_meta["resourceVersion"]
@@ -349,6 +379,9 @@ class Api:
         errs.extend(_finalizer_errors(old.obj, new))
         if errs:
             raise errors.invalid(res.group, kind, t.name, errs)
+        if not status_only:
+            for plugin in self.admission_plugins:
+                plugin.admit_update(res, kind, old.obj, new)
         if kind in kinds.GENERATION_KINDS and new.get("spec") != old.obj.get("spec"):
             meta["generation"] = int(old_meta.get("generation") or 0) + 1
         if new == old.obj:

@@ -24,9 +24,12 @@ import threading
 import time
 import traceback
 import urllib.parse
+from pathlib import Path
 from typing import Any
 
 from kubesim.apiserver import (
+    authn,
+    authz,
     deletion,
     discovery,
     errors,
@@ -38,6 +41,8 @@ from kubesim.apiserver import (
     protobuf,
     resources,
     rest,
+    reviews,
+    satokens,
     store,
     streaming,
     subresources,
@@ -121,18 +126,79 @@ def api_group_path(path: str) -> bool:
 
 
 class ApiServer:
-    """Everything a request handler needs (shared by all connection threads)."""
+    """Everything a request handler needs (shared by all connection threads).
 
-    def __init__(self, api: rest.Api, token: str, watch_settings: watch.Settings) -> None:
+    ``state_dir`` (the server's state directory) enables the named users of ``DIR/tokens.csv`` and
+    ``keys`` the service-account tokens (:mod:`kubesim.apiserver.authn`); the admin token always works.
+    """
+
+    def __init__(self, api: rest.Api, token: str, watch_settings: watch.Settings, *,
+                 state_dir: Path | None = None, keys: satokens.Keys | None = None) -> None:
         self.api = api
         self.token = token.encode()
         self.watch_settings = watch_settings
         self.address = ""
+        self.keys = keys
+        self.static_tokens = authn.StaticTokens(state_dir / authn.TOKEN_FILE) if state_dir is not None else None
+        self.authorizer = authz.Authorizer(api.store)
 
     def authenticated(self, header: str | None) -> bool:
-        if not header or not header.startswith("Bearer "):
-            return False
-        return hmac.compare_digest(header[7:].strip().encode(), self.token)
+        return self.authenticate(header) is not None
+
+    def authenticate(self, header: str | None) -> authn.UserInfo | None:
+        """The user an ``Authorization`` header names (None: no token, or one no authenticator accepts)."""
+        token = authn.bearer(header)
+        return self.authenticate_token(token) if token is not None else None
+
+    def authenticate_token(self, token: str) -> authn.UserInfo | None:
+        if hmac.compare_digest(token.encode(), self.token):
+            return authn.ADMIN
+        if self.static_tokens is not None:
+            user = self.static_tokens.lookup(token)
+            if user is not None:
+                return user.with_authenticated()
+        if self.keys is not None and token.count(".") == 2:
+            found = satokens.authenticate(self.api.store, self.keys, token)
+            if isinstance(found, authn.UserInfo):
+                return found.with_authenticated()
+            if isinstance(found, satokens.Rejected):
+                log.info("service account token rejected: %s", found.reason)
+        return None
+
+    def impersonate(self, user: authn.UserInfo, headers: Any) -> authn.UserInfo:
+        """``WithImpersonation``: act as ``Impersonate-User`` (+ groups, uid, extra) if ``user`` may; 403 otherwise."""
+        name = headers.get("Impersonate-User")
+        groups = tuple(headers.get_all("Impersonate-Group") or ())
+        uid = headers.get("Impersonate-Uid")
+        extra: dict[str, tuple[str, ...]] = {}
+        for key in headers:
+            if key.lower().startswith("impersonate-extra-"):
+                extra[urllib.parse.unquote(key[len("impersonate-extra-"):]).lower()] = tuple(headers.get_all(key))
+        if name is None:
+            if groups or uid or extra:
+                raise errors.bad_request(f"requested {[*groups, *extra]} without impersonating a user")
+            return user
+        checks: list[authz.Attributes] = []
+        sa = satokens.split_username(name)
+        if sa is not None:
+            checks.append(authz.Attributes(user, "impersonate", True, namespace=sa[0], resource="serviceaccounts",
+                                           name=sa[1]))
+        else:
+            checks.append(authz.Attributes(user, "impersonate", True, resource="users", name=name))
+        checks += [authz.Attributes(user, "impersonate", True, resource="groups", name=g) for g in groups]
+        if uid is not None:
+            checks.append(authz.Attributes(user, "impersonate", True, group="authentication.k8s.io", resource="uids",
+                                           name=uid))
+        checks += [authz.Attributes(user, "impersonate", True, group="authentication.k8s.io", resource="userextras",
+                                    subresource=key, name=value) for key, values in extra.items() for value in values]
+        for attrs in checks:
+            decision = self.authorizer.authorize(attrs)
+            if not decision.allowed:
+                raise authz.forbidden(attrs, decision.reason)
+        if sa is not None and not groups:
+            groups = satokens.groups_of(sa[0])
+        acting = authn.UserInfo(name, uid or "", groups, extra)
+        return acting.with_authenticated() if name != "system:anonymous" else acting
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -140,6 +206,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     server_version = "kubesim"
     timeout = 600  # idle keep-alive connections are closed after this long
     server: TLSServer
+    user: authn.UserInfo | None = None
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -276,10 +343,20 @@ class Handler(http.server.BaseHTTPRequestHandler):
         url = urllib.parse.urlsplit(self.path)
         path = url.path.rstrip("/") or "/"
         query = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
-        if path not in _PUBLIC and not app.authenticated(self.headers.get("Authorization")):
+        user = app.authenticate(self.headers.get("Authorization"))
+        if user is None and path not in _PUBLIC:
             if self.headers.get("Content-Length") not in (None, "0"):
                 self._discard_body(MAX_BODY)
             raise errors.unauthorized()
+        if user is not None:
+            try:
+                user = self._authorize(method, url.path, query, user)
+            except errors.ApiError:
+                if self.headers.get("Content-Length") not in (None, "0"):
+                    self._discard_body(MAX_BODY)
+                raise
+        self.user = user
+        authz.current_user.set(user)
         if streaming.claims(method, self.path):  # upgrades, proxies, log follow: they read the body themselves
             return streaming.serve(self, method)
         body = self._read_body()  # also for GET: unread bytes would corrupt the next keep-alive request
@@ -308,6 +385,25 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return 200  # a watch already streamed its response
         self._send(code, payload)
         return code
+
+    def _authorize(self, method: str, raw_path: str, query: dict[str, str], user: authn.UserInfo) -> authn.UserInfo:
+        """Impersonation, then the authorizers; 403 Forbidden with upstream's message. Returns the acting user."""
+        app = self.server.app
+        if any(k.lower().startswith("impersonate-") for k in self.headers):
+            user = app.impersonate(user, self.headers)
+        if authn.MASTERS in user.groups:
+            return user  # the privileged-group authorizer allows everything: skip computing the attributes
+        attrs = authz.request_attributes(method, urllib.parse.unquote(raw_path), query, user)
+        decision = app.authorizer.authorize(attrs)
+        if not decision.allowed:
+            raise authz.forbidden(attrs, decision.reason)
+        if attrs.resource == "pods" and attrs.subresource in ("exec", "attach", "portforward") and attrs.verb == "get":
+            # AuthorizePodWebsocketUpgradeCreatePermission (beta, on since 1.35): a WebSocket upgrade needs create too
+            create = dataclasses.replace(attrs, verb="create")
+            decision = app.authorizer.authorize(create)
+            if not decision.allowed:
+                raise authz.forbidden(create, decision.reason)
+        return user
 
     def _fixed(self, path: str, app: ApiServer) -> tuple[int, bytes, str] | None:
         if path in ("/healthz", "/livez", "/readyz"):
@@ -366,6 +462,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 body = listing.list_body(api, t, query, as_table=as_table)
                 self._send(200, body, tables.CONTENT_TYPE if as_table else "application/json")
                 return 0, b""
+            if method == "POST" and reviews.handles(res) and (t.namespace or not res.namespaced):
+                return reviews.create(res, t.namespace, body, user=self.user or authn.ADMIN,
+                                      authorizer=app.authorizer, authenticate=app.authenticate_token)
             if method == "POST" and "create" in verbs and (t.namespace or not res.namespaced):
                 return api.create(t, body, query)
             if method == "DELETE" and "deletecollection" in verbs:
@@ -409,6 +508,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return eviction.evict(api, t, body)
         elif sub == "binding" and method == "POST":
             return subresources.bind(api, t, body)
+        elif sub == "token" and method == "POST" and self.server.app.keys is not None:
+            request = rest.decode(body, "TokenRequest")
+            answer = satokens.request_token(api.store, self.server.app.keys, t.namespace, t.name, request)
+            return 201, store.dumps(answer)
         elif sub == "log" and method == "GET":
             payload = subresources.logs(api, t, query)
             self._send(200, payload, "text/plain")

@@ -126,6 +126,9 @@ class Store:
         self._mem_lock = threading.Lock()
         self._cond = threading.Condition(threading.Lock())
         self._closed = False
+        # 0600 before SQLite opens it: the -wal and -shm files it creates take the database file's mode
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        os.chmod(path, 0o600)
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")

@@ -15,7 +15,7 @@ import datetime
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from kubesim.apiserver import store
+from kubesim.apiserver import store, tables_discovery
 
 Obj = dict[str, Any]
 Cell = str | int
@@ -285,6 +285,11 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         Column("AllowVolumeExpansion", lambda s: str(bool(s.get("allowVolumeExpansion"))).lower()), AGE,
     ),
     "Lease": (NAME, Column("Holder", lambda le: str(_spec(le).get("holderIdentity") or "")), AGE),
+    "Endpoints": (NAME, Column("Endpoints", tables_discovery.endpoints), AGE),
+    "EndpointSlice": (
+        NAME, Column("AddressType", lambda es: str(es.get("addressType") or "")),
+        Column("Ports", tables_discovery.slice_ports), Column("Endpoints", tables_discovery.slice_endpoints), AGE,
+    ),
 }
 
 DEFAULT = (NAME, Column("Created At", lambda o: str(_meta(o).get("creationTimestamp") or ""), type="date"))

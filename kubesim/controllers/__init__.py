@@ -30,6 +30,11 @@ CONTROLLERS: list[tuple[str, str]] = [
     ("tainteviction", "kubesim.controllers.tainteviction:new"),
     ("disruption", "kubesim.controllers.disruption:new"),
     ("disruption-stale-pods", "kubesim.controllers.disruption:new_stale_pods"),
+    ("endpoint", "kubesim.controllers.endpoints:new"),
+    ("endpointslice", "kubesim.controllers.endpointslice:new"),
+    # the cluster add-ons kind runs as pods, here in the control plane (inside the cluster's network)
+    ("coredns", "kubesim.controllers.clusterdns:new"),
+    ("kube-proxy", "kubesim.controllers.serviceproxy:new"),
 
 ]
 

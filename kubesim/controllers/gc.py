@@ -49,6 +49,7 @@ OWNER_INDEX = "owner-uid"
 TRACKED: tuple[str, ...] = (
     "pods", "persistentvolumeclaims", "persistentvolumes", "configmaps", "secrets", "services", "endpoints",
     "serviceaccounts", "statefulsets", "controllerrevisions", "poddisruptionbudgets", "nodes", "leases",
+    "endpointslices",
 )
 
 Obj = dict[str, Any]

@@ -3,7 +3,8 @@
 The cycle mirrors `pkg/scheduler/schedule_one.go`:
 
 * a pending pod (`spec.nodeName` empty, `schedulerName: default-scheduler`, not terminating) is
-  filtered and scored (`scheduler_plugins.schedule`);
+  filtered (including NodeResourcesFit: requests against allocatable minus what the node's pods
+  request) and scored (`scheduler_plugins.schedule`);
 * no feasible node: a Warning `FailedScheduling` event with the FitError text and the
   `PodScheduled=False` condition, reason `Unschedulable`, same message; the pod is retried when
   something that could make it schedulable changes (a node added/removed or its schedulability
@@ -58,11 +59,17 @@ class _Assumed:
 
 
 def node_schedulability(node: Mapping[str, Any]) -> tuple[object, ...]:
-    """What of a node the filters read; heartbeat-only updates leave it unchanged (no retry storm)."""
+    """What of a node the filters read; heartbeat-only updates leave it unchanged (no retry storm).
+
+    Allocatable is part of it: a node that grows (or a kubelet restarted with another size) can fit
+    pods that were Insufficient before (upstream's UpdateNodeAllocatable event).
+    """
     taints = tuple(sorted((str(t.get("key")), str(t.get("value")), str(t.get("effect")))
                           for t in vc.spec(node).get("taints") or []))
+    allocatable = vc.status(node).get("allocatable")
+    sizes = tuple(sorted((str(k), str(v)) for k, v in allocatable.items())) if isinstance(allocatable, Mapping) else ()
     return (bool(vc.spec(node).get("unschedulable")), taints, tuple(sorted(vc.labels(node).items())),
-            sp.node_ready_status(node))
+            sp.node_ready_status(node), sizes)
 
 
 def is_pending(pod: Mapping[str, Any]) -> bool:

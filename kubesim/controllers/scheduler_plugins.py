@@ -2,26 +2,37 @@
 
 Pure functions over plain dicts, so every rule is unit-tested without a cluster. The filters run
 per node in upstream's default plugin order (`pkg/scheduler/apis/config/v1/default_plugins.go`):
-NodeUnschedulable, TaintToleration, NodeAffinity, NodePorts, the kubesim exclusive-attach rule
-(where VolumeRestrictions sits), then VolumeBinding; the first one that rejects a node gives that
-node's reason, as the framework stops at the first failing filter. Reason strings are upstream's
-current ones: `nodeunschedulable`, `tainttoleration`, `nodeaffinity`, `nodeports`, and
+NodeUnschedulable, TaintToleration, NodeAffinity, NodePorts, NodeResourcesFit, the kubesim
+exclusive-attach rule (where VolumeRestrictions sits), then VolumeBinding; the first one that rejects
+a node gives that node's reasons (NodeResourcesFit may give several: "Insufficient cpu" and
+"Insufficient memory" both count in the histogram), as the framework stops at the first failing
+filter. Reason strings are upstream's current ones: `nodeunschedulable`, `tainttoleration`,
+`nodeaffinity`, `nodeports`, and
 `volumebinding/binder.go` after kubernetes#129887 (1.33), which renamed "had volume node affinity
 conflict" to "didn't match PersistentVolume's node affinity".
 
-What is not modelled: resource requests (NodeResourcesFit), pod (anti-)affinity, topology spread,
-preemption (the PostFilter text is still produced: every reason we emit is either unresolvable or,
-for host ports, has no lower-priority victims because kubesim pods share one priority).
+NodeResourcesFit (`noderesources/fit.go` fitsRequest): the pod's requests
+(`component-helpers/resource` PodRequests: containers summed, sidecars added, the largest init
+container if more, plus `overhead`) against the node's `status.allocatable` minus the requests of
+the live pods on it (assumed ones included); reasons `Too many pods`, `Insufficient cpu`,
+`Insufficient memory`, `Insufficient ephemeral-storage`, `Insufficient <name>`. A node that reports
+no allocatable at all (a scripted test kubelet) is not judged. Scoring stays fewest-pods.
+
+What is not modelled: pod (anti-)affinity, topology spread, resource-based scoring, preemption (the
+PostFilter text is still produced: every reason we emit is either unresolvable or, for host ports
+and resources, has no lower-priority victims because kubesim pods share one priority).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import decimal
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from kubesim.apiserver import selectors
+from kubesim.apiserver.admission import quantity
 from kubesim.controllers import volumes_common as vc
 
 Obj = Mapping[str, Any]
@@ -38,6 +49,7 @@ ERR_MULTI_ATTACH = ("node(s) can't attach a volume that is already exclusively a
 """kubesim-specific: upstream schedules the pod and the attach/detach controller then reports
 `Multi-Attach error for volume ... Volume is already exclusively attached to one node and can't be
 attached to another`; kubesim has no attach step, so the scheduler keeps the pod Pending instead."""
+ERR_TOO_MANY_PODS = "Too many pods"
 ERR_UNBOUND_IMMEDIATE = "pod has unbound immediate PersistentVolumeClaims"
 NO_NODES_AVAILABLE = "no nodes available to schedule pods"
 
@@ -53,6 +65,12 @@ class Rejection:
 
     reason: str
     preemptable: bool = False
+    more: tuple[str, ...] = ()
+    """Further reasons of the same filter (NodeResourcesFit reports every insufficient resource)."""
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        return (self.reason, *self.more)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -203,6 +221,102 @@ def filter_ports(pod: Obj, node: Obj, pods_on_node: Sequence[Obj]) -> Rejection 
     for other in pods_on_node:
         used |= host_ports(other)
     return Rejection(ERR_PORTS, preemptable=True) if _ports_conflict(wanted, used) else None
+
+
+# --- resources (NodeResourcesFit) --------------------------------------------------------------
+
+
+def resource_amount(raw: Any, resource: str) -> int:
+    """A quantity in the scheduler's units: millicores for cpu, else the value rounded up (bytes, counts)."""
+    try:
+        value = quantity.parse_quantity(raw)
+    except (ValueError, TypeError):
+        return 0
+    if resource == "cpu":
+        value *= 1000
+    return int(value.to_integral_value(rounding=decimal.ROUND_CEILING))
+
+
+def _resource_list(raw: Any) -> dict[str, int]:
+    if not isinstance(raw, Mapping):
+        return {}
+    return {str(name): resource_amount(value, str(name)) for name, value in raw.items()}
+
+
+def _add(into: dict[str, int], other: Mapping[str, int]) -> None:
+    for name, value in other.items():
+        into[name] = into.get(name, 0) + value
+
+
+def _max(into: dict[str, int], other: Mapping[str, int]) -> None:
+    for name, value in other.items():
+        into[name] = max(into.get(name, 0), value)
+
+
+def _requests(container: Any) -> dict[str, int]:
+    return _resource_list(((container or {}).get("resources") or {}).get("requests"))
+
+
+def pod_requests(pod: Obj) -> dict[str, int]:
+    """`resource.PodRequests`: the pod's effective requests, as the scheduler and kubelet admission count them.
+
+    Regular containers run together (summed); restartable init containers (sidecars) keep running, so
+    they add to that sum and to every later init container; a plain init container needs its own
+    requests plus the sidecars started before it; the pod needs the larger of the two, plus overhead.
+    """
+    spec = vc.spec(pod)
+    total: dict[str, int] = {}
+    for container in spec.get("containers") or []:
+        _add(total, _requests(container))
+    sidecars: dict[str, int] = {}
+    init_peak: dict[str, int] = {}
+    for container in spec.get("initContainers") or []:
+        wanted = _requests(container)
+        if (container or {}).get("restartPolicy") == "Always":
+            _add(total, wanted)
+            _add(sidecars, wanted)
+            step = dict(sidecars)
+        else:
+            step = dict(wanted)
+            _add(step, sidecars)
+        _max(init_peak, step)
+    _max(total, init_peak)
+    _add(total, _resource_list(spec.get("overhead")))
+    return total
+
+
+def _reason_for(resource: str) -> str:
+    return f"Insufficient {resource}"
+
+
+def insufficient_resources(wanted: Mapping[str, int], allocatable: Mapping[str, int], used: Mapping[str, int],
+                           pods_on_node: int) -> list[str]:
+    """`fitsRequest`: every resource the node lacks, in upstream's order (pods, cpu, memory, storage, others)."""
+    reasons: list[str] = []
+    if pods_on_node + 1 > allocatable.get("pods", 0):
+        reasons.append(ERR_TOO_MANY_PODS)
+    if not any(value for value in wanted.values()):
+        return reasons
+    ordered: Iterable[str] = ["cpu", "memory", "ephemeral-storage",
+                              *sorted(n for n in wanted if n not in ("cpu", "memory", "ephemeral-storage", "pods"))]
+    for name in ordered:
+        asked = wanted.get(name, 0)
+        if asked > 0 and asked > allocatable.get(name, 0) - used.get(name, 0):
+            reasons.append(_reason_for(name))
+    return reasons
+
+
+def filter_resources(pod: Obj, node: Obj, pods_on_node: Sequence[Obj]) -> Rejection | None:
+    raw = vc.status(node).get("allocatable")
+    if not isinstance(raw, Mapping):
+        return None  # a node that reports nothing (scripted test kubelets): not judged
+    used: dict[str, int] = {}
+    for other in pods_on_node:
+        _add(used, pod_requests(other))
+    reasons = insufficient_resources(pod_requests(pod), _resource_list(raw), used, len(pods_on_node))
+    if not reasons:
+        return None
+    return Rejection(reasons[0], preemptable=True, more=tuple(reasons[1:]))
 
 
 # --- volumes ---------------------------------------------------------------------------------
@@ -399,6 +513,7 @@ def filter_node(pod: Obj, node: Obj, claims: PodClaims, view: ClusterView,
             or filter_taints(pod, node)
             or filter_node_affinity(pod, node)
             or filter_ports(pod, node, pods_on_node)
+            or filter_resources(pod, node, pods_on_node)
             or filter_exclusive_attach(pod, node, claims, view)
             or filter_volume_binding(node, claims, view))
 
@@ -416,7 +531,7 @@ def fit_error(num_nodes: int, rejections: Mapping[str, Rejection], prefilter: st
         message += f" {prefilter}."
         preemption: Counter[str] = Counter({PREEMPTION_NOT_HELPFUL: num_nodes})
     else:
-        filtered: Counter[str] = Counter(r.reason for r in rejections.values())
+        filtered: Counter[str] = Counter(reason for r in rejections.values() for reason in r.reasons)
         message += f" {_histogram(filtered)}."
         preemption = Counter(PREEMPTION_NO_VICTIMS if r.preemptable else PREEMPTION_NOT_HELPFUL
                              for r in rejections.values())

@@ -11,7 +11,16 @@ Defaults are upstream's (kube-controller-manager, kubelet, kube-apiserver flags)
 node-monitor-period 5s, node-monitor-grace-period 50s (40s before v1.29 raised it, kubernetes
 issue #121793; kubesim reports the version in kubesim/version.py), node-startup-grace-period 60s, default
 not-ready/unreachable toleration 300s, kubelet nodeStatusUpdateFrequency 10s and lease duration
-40s (renewed every 10s), container restart backoff 10s doubling to 300s.
+40s (renewed every 10s), container restart backoff 10s doubling to 300s, pod termination grace from
+the pod (``terminationGracePeriodSeconds``, 30s by default, enforced by admission defaults).
+
+Timing profiles (``kubesim up --timing``): ``upstream`` (the default) probes readiness at
+``initialDelaySeconds`` and then every ``periodSeconds`` as upstream's prober does, and makes a
+container wait ``image_pull_time`` (1s) for a pull (``imagePullPolicy: Always``, or an image the
+node has not pulled yet). ``fast`` is kubesim's old shortcut for conformance-style tests that are
+about semantics rather than timing: readiness retried every 0.1s until it first succeeds, pulls
+instant. Nothing a scenario passes on kubesim may depend on the ``fast`` profile, so the harness
+always runs ``upstream``.
 """
 
 from __future__ import annotations
@@ -54,6 +63,13 @@ class ControllerSettings:
     """First container restart / image pull back-off (kubelet backOffPeriod)."""
     crashloop_max: float = 300.0
     """Back-off cap (kubelet MaxContainerBackOff)."""
+    probe_fast_start: float = 0.0
+    """Until a readiness probe first succeeds, retry it this often instead of every periodSeconds (0: as
+    upstream's prober; the ``fast`` timing profile: 0.1). Env ``KUBESIM_PROBE_FAST_START``."""
+    image_pull_time: float = 1.0
+    """How long a pull takes (``imagePullPolicy: Always``, or an image not yet on the node); pulls on one node
+    are serialised as the kubelet's default ``serializeImagePulls: true``. 1s is the floor of a real pull (a
+    registry round trip to resolve the manifest plus unpacking a small cached image); 0 in the ``fast`` profile."""
     requeue_base: float = 0.05
     """First retry after a reconcile raised (client-go's per-item limiter starts at 5 ms; ours is coarser)."""
     requeue_max: float = 30.0
@@ -114,6 +130,14 @@ class ControllerSettings:
             raise ValueError(f"node-status-interval ({self.node_status_interval}s) must be shorter than "
                              f"node-monitor-grace ({self.node_monitor_grace}s), or every node flaps NotReady")
         return self
+
+
+#: Timing profiles for ``kubesim up --timing``: the fields each one sets (explicit flags still win).
+TIMINGS: dict[str, dict[str, float]] = {
+    "upstream": {"probe_fast_start": 0.0, "image_pull_time": 1.0},
+    "fast": {"probe_fast_start": 0.1, "image_pull_time": 0.0},
+}
+DEFAULT_TIMING = "upstream"
 
 
 def _coerce(name: str, type_name: object, raw: str) -> float | int:

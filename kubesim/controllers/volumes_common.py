@@ -35,8 +35,16 @@ LOCAL_PATH_PROVISIONER = "rancher.io/local-path"
 """kind's `standard` class: a directory on the node the scheduler picked, pinned there by node affinity."""
 SHARED_PROVISIONER = "kubesim.io/shared"
 """kubesim's network-attached stand-in: a directory every node can reach, one node at a time (RWO)."""
+LAZY_PROVISIONER = "kubesim.io/lazy"
+"""kubesim's power-loss class: a directory on one node like local-path, mounted through the lazy file system
+(``kubesim/lazyfs``) by the node's kubelet, so ``kubesim node power-loss`` can drop what was never made durable."""
+LAZY_CSI_DRIVER = "lazy.kubesim.io"
+"""The PV source of a `lazy` volume: ``csi`` with this driver, its backing directory in ``volumeAttributes``."""
+LAZY_BACKING_ATTRIBUTE = "backing"
 NO_PROVISIONER = "kubernetes.io/no-provisioner"
-OUR_PROVISIONERS = frozenset({LOCAL_PATH_PROVISIONER, SHARED_PROVISIONER})
+OUR_PROVISIONERS = frozenset({LOCAL_PATH_PROVISIONER, SHARED_PROVISIONER, LAZY_PROVISIONER})
+NODE_LOCAL_PROVISIONERS = frozenset({LOCAL_PATH_PROVISIONER, LAZY_PROVISIONER})
+"""Provisioners whose volumes live on the node the scheduler selected, pinned there by node affinity."""
 
 HOSTNAME_LABEL = "kubernetes.io/hostname"
 UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable"

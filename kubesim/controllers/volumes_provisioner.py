@@ -14,6 +14,12 @@ external-provisioner library sets it), so the binder binds exactly this volume t
 the directory lives under `shared-volumes/` and there is no node affinity, so any node may mount
 it; the scheduler keeps an exclusive (ReadWriteOnce) claim on one node at a time.
 
+`lazy` (provisioner `kubesim.io/lazy`, WaitForFirstConsumer) is `standard`'s twin for power-loss tests:
+the directory is on the selected node (`<state>/nodes/<node>/lazy/...`) and the PV is pinned there,
+but its source is `csi` (driver `lazy.kubesim.io`, the directory in `volumeAttributes.backing`) rather
+than a hostPath: the node's kubelet mounts it through the lazy file system (`kubesim/lazyfs`) before
+the pod's containers start, which is what lets `kubesim node power-loss` drop what was never fsynced.
+
 The control plane runs on the same machine as every "node", so the provisioner creates the
 directory itself (upstream runs a helper pod on the node for `mkdir -m 0777 -p`). Directory layout:
 `<state>/nodes/<node>/local-path/pvc-<uid>_<ns>_<claim>` and `<state>/shared-volumes/pvc-<uid>_<ns>_<claim>`
@@ -60,22 +66,26 @@ def state_dir_of(mgr: object, argv: list[str] | None = None) -> Path:
     return Path(found).resolve()
 
 
+#: where on a node each node-local provisioner keeps its directories (``<state>/nodes/<node>/<area>/``)
+NODE_AREAS = {vc.LOCAL_PATH_PROVISIONER: "local-path", vc.LAZY_PROVISIONER: "lazy"}
+
+
 def volume_name(claim: Mapping[str, Any]) -> str:
     return f"pvc-{vc.uid_of(claim)}"
 
 
 def volume_dir(state_dir: Path, provisioner: str, node: str | None, claim: Mapping[str, Any]) -> Path:
     folder = f"{volume_name(claim)}_{vc.namespace_of(claim)}_{vc.name_of(claim)}"
-    if provisioner == vc.LOCAL_PATH_PROVISIONER:
+    if provisioner in vc.NODE_LOCAL_PROVISIONERS:
         if not node:
-            raise ValueError("a local-path volume needs a node")
-        return state_dir / "nodes" / node / "local-path" / folder
+            raise ValueError("a node-local volume needs a node")
+        return state_dir / "nodes" / node / NODE_AREAS[provisioner] / folder
     return state_dir / "shared-volumes" / folder
 
 
 def refusal(claim: Mapping[str, Any], klass: vc.ClassInfo, node: str | None) -> str | None:
     """Why the provisioner cannot serve this claim (its ProvisioningFailed message), or None."""
-    if klass.provisioner == vc.LOCAL_PATH_PROVISIONER:
+    if klass.provisioner in vc.NODE_LOCAL_PROVISIONERS:
         if vc.spec(claim).get("selector") is not None:
             return "claim.Spec.Selector is not supported"
         if any(mode != "ReadWriteOnce" for mode in vc.access_modes(claim)):
@@ -93,14 +103,19 @@ def build_volume(claim: Mapping[str, Any], klass: vc.ClassInfo, node: str | None
         "accessModes": list(vc.spec(claim).get("accessModes") or ["ReadWriteOnce"]),
         "volumeMode": "Filesystem",
         "capacity": {"storage": ((vc.spec(claim).get("resources") or {}).get("requests") or {}).get("storage", "0")},
-        "hostPath": {"path": str(path), "type": "DirectoryOrCreate"},
         "storageClassName": klass.name,
         "claimRef": {"kind": "PersistentVolumeClaim", "namespace": vc.namespace_of(claim),
                      "name": vc.name_of(claim), "uid": vc.uid_of(claim), "apiVersion": "v1",
                      "resourceVersion": str(vc.meta(claim).get("resourceVersion") or "")},
     }
-    if klass.provisioner == vc.LOCAL_PATH_PROVISIONER and node:
-        annotations[vc.ANN_LOCAL_PATH_SELECTED_NODE] = node
+    if klass.provisioner == vc.LAZY_PROVISIONER:
+        volume_spec["csi"] = {"driver": vc.LAZY_CSI_DRIVER, "volumeHandle": volume_name(claim), "fsType": "lazyfs",
+                              "volumeAttributes": {vc.LAZY_BACKING_ATTRIBUTE: str(path)}}
+    else:
+        volume_spec["hostPath"] = {"path": str(path), "type": "DirectoryOrCreate"}
+    if klass.provisioner in vc.NODE_LOCAL_PROVISIONERS and node:
+        if klass.provisioner == vc.LOCAL_PATH_PROVISIONER:
+            annotations[vc.ANN_LOCAL_PATH_SELECTED_NODE] = node
         volume_spec["nodeAffinity"] = {"required": {"nodeSelectorTerms": [{"matchExpressions": [
             {"key": vc.HOSTNAME_LABEL, "operator": "In", "values": [node]}]}]}}
     return {

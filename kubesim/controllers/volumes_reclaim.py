@@ -29,8 +29,13 @@ Obj = dict[str, Any]
 
 
 def owned_directory(state_dir: Path, pv: Obj) -> Path | None:
-    """The PV's hostPath if it is a directory one of our provisioners made, else None."""
-    raw = (vc.spec(pv).get("hostPath") or {}).get("path")
+    """The PV's directory (its hostPath, or a `lazy` volume's backing directory) if one of our
+    provisioners made it, else None."""
+    csi = vc.spec(pv).get("csi") or {}
+    if csi.get("driver") == vc.LAZY_CSI_DRIVER:
+        raw = (csi.get("volumeAttributes") or {}).get(vc.LAZY_BACKING_ATTRIBUTE)
+    else:
+        raw = (vc.spec(pv).get("hostPath") or {}).get("path")
     if not raw:
         return None
     path = Path(str(raw)).resolve()
@@ -38,7 +43,7 @@ def owned_directory(state_dir: Path, pv: Obj) -> Path | None:
     nodes = (state_dir / "nodes").resolve()
     if path.parent == shared:
         return path
-    if path.parent.name == "local-path" and path.parent.parent.parent == nodes:
+    if path.parent.name in volumes_provisioner.NODE_AREAS.values() and path.parent.parent.parent == nodes:
         return path
     return None
 

@@ -7,9 +7,9 @@ The node's addresses come from the cluster's network recorded in ``DIR/state.jso
 anywhere else rather than run pods on the host's network.
 
 Periods come from ``KUBESIM_*`` environment variables (kubesim.controllers.settings, what
-``kubesim up`` hands every component): node status / lease interval, lease duration and the
-CrashLoopBackOff base and cap. ``KUBESIM_PROBE_FAST_START`` (seconds, default 0.1; 0 = upstream
-timing) is the kubelet's own.
+``kubesim up`` hands every component): node status / lease interval, lease duration, the
+CrashLoopBackOff base and cap, and the timing profile's ``KUBESIM_PROBE_FAST_START`` (seconds,
+default 0: upstream's prober) and ``KUBESIM_IMAGE_PULL_TIME`` (seconds a pull takes, default 1).
 """
 
 from __future__ import annotations
@@ -61,7 +61,6 @@ def main(argv: list[str] | None = None) -> int:
                      f"{network.ns_id('self')}); start kubelets with `kubesim up` or `kubesim node restore`")
     try:
         cfg = settings.ControllerSettings.from_env()
-        fast_start = settings.parse_duration(os.environ.get("KUBESIM_PROBE_FAST_START", "0.1"))
     except ValueError as exc:
         return _fail(str(exc))
     node_dir = state_dir / "nodes" / args.node
@@ -78,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     with stopsignal.StopSignal() as stop:
         # the kubelet's own stop event is the signal's, so a SIGTERM while it still waits to register ends that wait
         kubelet = manager.Kubelet(api, state_dir, args.node, index, cluster=net.index, cfg=cfg,
-                                  sandbox_mode=args.sandbox, fast_start=fast_start, stop=stop.event)
+                                  sandbox_mode=args.sandbox, fast_start=cfg.probe_fast_start, stop=stop.event)
         log = logging.getLogger("kubesim.kubelet")
         log.info("kubelet for node %s starting (pid %d)", args.node, os.getpid())
         kubelet.start()

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from kubesim import state
+from kubesim.kubelet import cgroups
 
 log = logging.getLogger("kubesim.kubelet")
 SANDBOX = Path(__file__).with_name("sandbox.py")
@@ -48,6 +49,12 @@ class LaunchSpec:
     pause: bool
     mode: str
     traverse: list[str] = dataclasses.field(default_factory=list)
+    resources: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """The container's ``resources`` (limits become its cgroup's settings)."""
+    node_dir: str = ""
+    """The node whose cgroups the container goes in (:func:`cgroups.for_node`); "" = no cgroup."""
+    cgroups: list[str] = dataclasses.field(default_factory=list)
+    """``cgroup.procs`` files PID 1 joins before it execs (the launcher fills them in)."""
 
     def to_json(self) -> bytes:
         return json.dumps(dataclasses.asdict(self)).encode()
@@ -62,7 +69,8 @@ class StartFailure:
 class Process:
     """One running container instance: the shim (process group leader) and the container's PID 1."""
 
-    def __init__(self, shim: subprocess.Popen[bytes], init_pid: int, mode: str, container_id: str) -> None:
+    def __init__(self, shim: subprocess.Popen[bytes], init_pid: int, mode: str, container_id: str,
+                 cgroup: cgroups.ContainerCgroup | None = None) -> None:
         self.shim = shim
         self.init_pid = init_pid
         self.init_start = _start_time(init_pid)  # tells PID 1 from a later process that got its pid
@@ -71,6 +79,9 @@ class Process:
         self.started_mono = time.monotonic()
         self.exited = threading.Event()
         self.returncode: int | None = None
+        self.cgroup = cgroup
+        self.oom_killed = False
+        """Set before :attr:`exited`: the kernel's OOM killer ended this container (reason ``OOMKilled``)."""
 
     @property
     def pgid(self) -> int:
@@ -80,8 +91,22 @@ class Process:
         rc = self.shim.wait()
         self._end_orphaned_init(rc)
         self.returncode = rc
+        self._release_cgroup()
         self.exited.set()
         return rc
+
+    def _release_cgroup(self) -> None:
+        """Read the OOM verdict, then remove the container's cgroup (what is left inside is SIGKILLed first)."""
+        if self.cgroup is None:
+            return
+        try:
+            self.oom_killed = self.cgroup.oom_killed(self.exit_code)
+        except OSError as exc:
+            log.warning("container %s: cannot read its cgroup's OOM counter: %s", self.container_id[:12], exc)
+        if self.oom_killed:
+            log.info("container %s (pid %d) was OOM-killed (memory limit %s bytes)", self.container_id[:12],
+                     self.init_pid, self.cgroup.memory_limit())
+        self.cgroup.remove()
 
     def _init_running(self) -> bool:
         return _running_since(self.init_pid, self.init_start)
@@ -145,6 +170,22 @@ class Launcher:
                 fut.set_result(proc)
 
     def launch(self, spec: LaunchSpec, log_path: Path, timeout: float = 60.0) -> Process | StartFailure:
+        container_id = new_container_id()
+        cgroup: cgroups.ContainerCgroup | None = None
+        if spec.node_dir:
+            try:
+                cgroup = cgroups.for_node(Path(spec.node_dir)).create(container_id, cgroups.limits_for(spec.resources))
+            except OSError as exc:
+                return StartFailure("create", f"failed to create the container's cgroup: {exc}")
+            if cgroup is not None:
+                spec = dataclasses.replace(spec, cgroups=cgroup.procs_files)
+        started = self._launch(spec, log_path, timeout, container_id, cgroup)
+        if isinstance(started, StartFailure) and cgroup is not None:
+            cgroup.remove()
+        return started
+
+    def _launch(self, spec: LaunchSpec, log_path: Path, timeout: float, container_id: str,
+                cgroup: cgroups.ContainerCgroup | None) -> Process | StartFailure:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         log_offset = os.fstat(log_fd).st_size  # anything after this, before PID 1 runs, is the shim's stderr
@@ -171,7 +212,7 @@ class Launcher:
             _reap(proc)
             said = _written_since(log_path, log_offset)
             return failure or StartFailure("create", silent_death(proc.returncode, said))
-        return Process(proc, init_pid, mode, new_container_id())
+        return Process(proc, init_pid, mode, container_id, cgroup)
 
 
 def _parse_status(lines: list[str]) -> tuple[int, str, StartFailure | None]:

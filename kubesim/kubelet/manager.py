@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from kubesim import client as kclient
+from kubesim import images
 from kubesim.controllers import events, settings
-from kubesim.kubelet import admission, backoff, containers, node, podip, pods
+from kubesim.kubelet import admission, backoff, containers, lazyvolumes, node, podip, pods
 
 Obj = dict[str, Any]
 log = logging.getLogger("kubesim.kubelet")
@@ -41,7 +42,9 @@ class Kubelet:
             allocator=podip.Allocator(cluster, node_index), launcher=containers.Launcher(), registry=self.registry,
             crash_backoff=backoff.Backoff(cfg.crashloop_base, cfg.crashloop_max),
             image_backoff=backoff.Backoff(cfg.crashloop_base, cfg.crashloop_max),
-            sandbox_mode=sandbox_mode, fast_start=fast_start, allocatable=dict(self.agent.capacity))
+            sandbox_mode=sandbox_mode, fast_start=fast_start, allocatable=dict(self.agent.allocatable),
+            lazy=lazyvolumes.LazyVolumes(state_dir, self.node_dir, node_name),
+            node_images=images.NodeImages(self.node_dir / "images.json"), image_pull_time=cfg.image_pull_time)
         self.workers: dict[str, pods.PodWorker] = {}
         self.lock = threading.Lock()
         self.stop = stop if stop is not None else threading.Event()
@@ -81,7 +84,7 @@ class Kubelet:
         """Kubelet admission (lifecycle/predicate.go GeneralPredicates): what a manually bound pod can
         get wrong that the scheduler would have caught — node selector, host ports, pod count, requests."""
         admitted = [w.pod for w in self.workers.values() if not w.terminal and w.rejected is None]
-        verdict = admission.check(pod, admitted, self.agent.labels(), self.agent.capacity)
+        verdict = admission.check(pod, admitted, self.agent.labels(), self.agent.allocatable)
         if verdict is not None:
             worker.rejected = verdict
             self._event(pod, "Warning", verdict[0], verdict[1])
@@ -178,4 +181,6 @@ class Kubelet:
                 if c.proc is not None:
                     c.proc.exited.wait(max(0.0, deadline - time.monotonic()))
         self.registry.clear_leftovers()
+        if self.ctx.lazy is not None:
+            self.ctx.lazy.release_all()  # nothing runs on them now: unmount cleanly (a clean shutdown)
         self.recorder.flush(2.0)

@@ -23,7 +23,7 @@ from typing import Any
 
 from kubesim import client as kclient
 from kubesim import images
-from kubesim.kubelet import backoff, containers, envvars, podip, probes, status, volumes
+from kubesim.kubelet import backoff, containers, dns, envvars, lazyvolumes, podip, probes, projected, status, volumes
 
 Obj = dict[str, Any]
 log = logging.getLogger("kubesim.kubelet")
@@ -47,6 +47,12 @@ class Context:
     sandbox_mode: str
     fast_start: float
     allocatable: dict[str, str]
+    #: the `lazy` class's node plugin (lazyfs mounts); None: such volumes fail to mount
+    lazy: lazyvolumes.LazyVolumes | None = None
+    #: the images this node has pulled and its pull queue; None: every image is present (no pulls)
+    node_images: images.NodeImages | None = None
+    #: seconds a pull takes (the cluster's --image-pull-time; 0: pulls are instant)
+    image_pull_time: float = 0.0
 
 
 def iso(ts: float | None = None) -> str:
@@ -82,6 +88,8 @@ class CState:
     startup_done: threading.Event = dataclasses.field(default_factory=threading.Event)
     kill_reason: str = ""
     backoff_event_at: float = 0.0
+    pull_started: float = 0.0  # monotonic: when the pull in progress was asked for (0: none)
+    pull_until: float = 0.0  # monotonic: when it completes
     spec: Obj = dataclasses.field(default_factory=dict)  # the container spec the running instance started from
     exec_fn: probes.ExecFn | None = None
 
@@ -293,7 +301,8 @@ class PodWorker(threading.Thread):
 
     def _setup_volumes(self, pod: Obj) -> float | None:
         try:
-            self.vols = volumes.setup(pod, self.dir, self._getter, pod_ip=self.pod_ip, host_ip=self.ctx.host_ip)
+            self.vols = volumes.setup(pod, self.dir, self._getter, pod_ip=self.pod_ip, host_ip=self.ctx.host_ip,
+                                      csi=self._publish_csi, token=self._request_token)
             return None
         except volumes.MountError as exc:
             now = time.monotonic()
@@ -307,6 +316,25 @@ class PodWorker(threading.Thread):
         except kclient.ApiError as exc:
             log.warning("pod %s/%s: volumes: %s", self.namespace, self.pod_name, exc)
             return 1.0
+
+    def _request_token(self, namespace: str, account: str, request: Obj) -> str:
+        """A projected volume's service account token: TokenRequest bound to this pod (the token manager's)."""
+        path = f"/api/v1/namespaces/{namespace}/serviceaccounts/{account}/token"
+        answer = self.ctx.api.request("POST", path, request)
+        return str((answer.get("status") or {}).get("token") or "")
+
+    def _publish_csi(self, pv: Obj) -> Path:
+        """A csi PV's node plugin: only the `lazy` class's (lazyfs) is registered on kubesim's nodes."""
+        driver = ((pv.get("spec") or {}).get("csi") or {}).get("driver")
+        if not lazyvolumes.is_lazy(pv) or self.ctx.lazy is None:
+            raise volumes.Unsupported(
+                f'MountVolume.MountDevice failed for volume "{(pv.get("metadata") or {}).get("name")}" : '
+                f"kubernetes.io/csi: attacher.MountDevice failed to create newCsiDriverClient: driver name {driver} "
+                "not found in the list of registered CSI drivers")
+        try:
+            return self.ctx.lazy.publish(self.uid, pv)
+        except lazyvolumes.LazyMountError as exc:
+            raise (volumes.Unsupported if exc.permanent else volumes.MountError)(str(exc)) from None
 
     # ----- containers -----------------------------------------------------------------------------
 
@@ -334,8 +362,8 @@ class PodWorker(threading.Thread):
             return None
         key = f"{self.uid}/{c.name}"
         now = time.monotonic()
-        if c.waiting[0] in ("CreateContainerConfigError", "CreateContainerError", "ErrImagePull",
-                            "ImagePullBackOff", "InvalidImageName"):
+        if c.pull_until or c.waiting[0] in ("CreateContainerConfigError", "CreateContainerError", "ErrImagePull",
+                                            "ImagePullBackOff", "InvalidImageName"):
             return self._start(pod, container, c)
         if self.ctx.crash_backoff.in_backoff_since(key, c.finished_mono, now):
             delay = self.ctx.crash_backoff.delay(key, now)
@@ -355,7 +383,8 @@ class PodWorker(threading.Thread):
         proc.exited.wait()
         code = proc.exit_code
         c.prev_terminated = c.last_terminated
-        c.last_terminated = {"exitCode": code, "reason": "Completed" if code == 0 else "Error",
+        reason = "OOMKilled" if proc.oom_killed else "Completed" if code == 0 else "Error"  # containerd's order
+        c.last_terminated = {"exitCode": code, "reason": reason,
                              "startedAt": c.started_at, "finishedAt": iso(), "containerID": c.container_id}
         c.finished_mono = time.monotonic()
         c.proc = None
@@ -399,14 +428,40 @@ class PodWorker(threading.Thread):
             delay = self.ctx.image_backoff.next(key, now)
             c.waiting = ("ErrImagePull", str(exc))
             return min(1.0, delay)
-        if policy == "Always":
-            self.ctx.event(pod, "Normal", "Pulling", f'Pulling image "{ref}"')
-            self.ctx.event(pod, "Normal", "Pulled", f'Successfully pulled image "{ref}" in 0s (0s including waiting). '
-                                                    "Image size: 0 bytes.")
+        store = self.ctx.node_images
+        if policy == "Always" or (policy != "Never" and store is not None and not store.present(ref)):
+            pending = self._pulling(pod, ref, c)
+            if pending is not None:
+                return pending
         else:
             self.ctx.event(pod, "Normal", "Pulled", f'Container image "{ref}" already present on machine')
         self.ctx.image_backoff.reset(key)
         return image
+
+    def _pulling(self, pod: Obj, ref: str, c: CState) -> float | None:
+        """Drive one pull: Pulling, ContainerCreating for the pull time, then Pulled (upstream's wording).
+
+        Seconds until the pull completes (the worker's next pass), or None once it has.
+        """
+        now = time.monotonic()
+        if not c.pull_until:
+            self.ctx.event(pod, "Normal", "Pulling", f'Pulling image "{ref}"')
+            c.pull_started = now
+            store = self.ctx.node_images
+            c.pull_until = store.schedule(ref, now, self.ctx.image_pull_time) if store is not None else now
+        if now < c.pull_until:
+            if c.waiting[0] != "PodInitializing":
+                c.waiting = ("ContainerCreating", "")
+            return max(0.01, c.pull_until - now)
+        took = min(self.ctx.image_pull_time, c.pull_until - c.pull_started)
+        waited = c.pull_until - c.pull_started
+        c.pull_started = c.pull_until = 0.0
+        if self.ctx.node_images is not None:
+            self.ctx.node_images.pulled(ref)
+        self.ctx.event(pod, "Normal", "Pulled",
+                       f'Successfully pulled image "{ref}" in {backoff.go_duration(took)} '
+                       f"({backoff.go_duration(waited)} including waiting). Image size: 0 bytes.")
+        return None
 
     def _start(self, pod: Obj, container: Obj, c: CState) -> float | None:
         pulled = self._pull(pod, container, c)
@@ -487,6 +542,7 @@ class PodWorker(threading.Thread):
         env = dict(cfg.env)
         hostname = str(spec.get("hostname") or self.pod_name)
         env["HOSTNAME"] = hostname
+        env.update(projected.master_service_env(self.ctx.api.host, self.ctx.api.port))  # in-cluster config
         env.update(envvars.build(pod, container, pod_ip=self.pod_ip, host_ip=self.ctx.host_ip,
                                  lookup=self._getter, node_allocatable=self.ctx.allocatable))
         command = [envvars.expand(str(a), env) for a in container.get("command") or []]
@@ -518,11 +574,14 @@ class PodWorker(threading.Thread):
         rootfs.mkdir(parents=True, exist_ok=True)
         mounts.append({"source": str(self._etc_hosts(hostname)), "target": "/etc/hosts", "readOnly": False,
                        "optional": True})
+        mounts.append({"source": str(dns.write_resolv_conf(self.dir, self.pod, self.ctx.allocator.cluster)),
+                       "target": "/etc/resolv.conf", "readOnly": False, "optional": True})
         return containers.LaunchSpec(
             argv=argv, env=env, cwd=working, rootfs=str(rootfs), mounts=mounts, makedirs=makedirs,
             uid=int(uid) if uid is not None else None, gid=int(gid) if gid is not None else None, groups=groups,
             hostname=hostname, pause=cfg.pause and not container.get("command"), mode=self.ctx.sandbox_mode,
-            traverse=list(cfg.traverse))
+            traverse=list(cfg.traverse), resources=dict(container.get("resources") or {}),
+            node_dir=str(self.ctx.node_dir))
 
     def _etc_hosts(self, hostname: str) -> Path:
         """The kubelet-managed /etc/hosts: the machine's entries plus this pod's IP and hostname."""
@@ -720,6 +779,8 @@ class PodWorker(threading.Thread):
 
     def _cleanup(self) -> None:
         self._stop_all_probes()
+        if self.ctx.lazy is not None:
+            self.ctx.lazy.release(self.uid)  # its lazy volumes, unless another pod here uses them
         self.ctx.allocator.release(self.uid)
         for c in self.all_states():
             self.ctx.crash_backoff.reset(f"{self.uid}/{c.name}")

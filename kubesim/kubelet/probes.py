@@ -8,11 +8,12 @@ then every ``periodSeconds``, each attempt limited by ``timeoutSeconds``; ``succ
 starts succeeded, startup starts failed and gates the other two (they run once it succeeded).
 The host of httpGet/tcpSocket defaults to the pod IP.
 
-One deliberate difference: until a readiness probe has succeeded once, it is retried every
-``fast_start`` seconds (0.1 s by default) instead of ``periodSeconds``, without Unhealthy events
-for those extra attempts, so a pod is Ready moments after its server listens rather than up to a
-full period later (kubesim's speed targets count on it). Set ``KUBESIM_PROBE_FAST_START=0`` for
-upstream timing.
+Timing is upstream's by default: the first attempt at ``initialDelaySeconds``, then one every
+``periodSeconds``, so a pod is Ready up to a full period after its server listens, as on a real
+cluster. The ``fast`` timing profile (``kubesim up --timing fast``, ``KUBESIM_PROBE_FAST_START``,
+ControllerSettings.probe_fast_start) retries a readiness probe every ``fast_start`` seconds (0.1)
+until it first succeeds, without Unhealthy events for the extra attempts: for conformance-style
+tests about probe semantics, never for anything timed against a real cluster.
 """
 
 from __future__ import annotations

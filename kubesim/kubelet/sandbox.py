@@ -145,6 +145,7 @@ class RootBuilder:
             self.ensure(path, directory=True)
         for path in traverse or []:
             self.open_up(path)
+        bound: set[str] = set()
         for m in sorted(mounts, key=lambda m: str(m["target"]).count("/")):
             source, target = str(m["source"]), str(m["target"])
             directory = os.path.isdir(source)
@@ -152,6 +153,8 @@ class RootBuilder:
             mount(source, inside, None, MS_BIND | MS_REC)
             if m.get("readOnly"):
                 mount(None, inside, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC)
+            bound.add(os.path.realpath(inside))
+        release_other_lazy_mounts(bound)
 
     def _replicate(self, source: str, target: str) -> None:
         """Make ``target`` show ``source``: a symlink copy, or a placeholder with a recursive bind."""
@@ -216,6 +219,43 @@ class RootBuilder:
         umount_detach(self.stash)
         os.rmdir(self.stash)
         self.private.add(directory)
+
+
+def _unescape(field: str) -> str:
+    """A /proc/self/mountinfo path field (spaces and the like are octal escapes)."""
+    out, i = [], 0
+    while i < len(field):
+        if field[i] == "\\" and field[i + 1:i + 4].isdigit():
+            out.append(chr(int(field[i + 1:i + 4], 8)))
+            i += 4
+        else:
+            out.append(field[i])
+            i += 1
+    return "".join(out)
+
+
+def release_other_lazy_mounts(keep: set[str]) -> None:
+    """Detach every lazy file system (``fuse.lazyfs``, kubesim's `lazy` volumes) in this mount namespace
+    except this container's own volume mounts (``keep``, real paths).
+
+    The namespace began as a copy of the host's mount table, so without this it would hold every lazy
+    volume mounted on the machine at this moment (at its own path, and again through the recursive
+    binds of the root): a volume unmounted or powered off on the host would stay alive as long as any
+    container started meanwhile, on any node. Detaching is best effort (mounts a user namespace
+    inherited locked cannot be detached; they are then merely kept, as before)."""
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return
+    points = []
+    for line in lines:
+        fields = line.split()
+        if "-" in fields and fields[fields.index("-") + 1:fields.index("-") + 2] == ["fuse.lazyfs"]:
+            points.append(_unescape(fields[4]))
+    for point in reversed(points):  # children (listed after their parents) first
+        if point not in keep:
+            umount_detach(point)
 
 
 # ----- the container log ----------------------------------------------------------------------------
@@ -432,11 +472,28 @@ def _drop_privileges(spec: dict[str, Any], alive_fd: int) -> None:
     tie_to_shim(alive_fd)
 
 
+def join_cgroups(procs_files: list[str]) -> None:
+    """Move this process (PID 1 to be) into the container's cgroups before anything of the container runs.
+
+    PID 1 joins, not the shim: the shim's own memory must not count against the container's limit,
+    and everything the container forks inherits the cgroups. Writing "0" names the writer, whatever
+    PID namespace it is in. A refusal is a create error: a container never runs without its limits.
+    """
+    for path in procs_files:
+        try:
+            with open(path, "w") as fh:
+                fh.write("0")
+        except OSError as exc:
+            raise SandboxError(f"cannot join the container's cgroup {os.path.dirname(path)}: "
+                               f"{exc.strerror or exc}") from None
+
+
 def run_child(spec: dict[str, Any], mode: str, status_fd: int, alive_fd: int) -> None:
     """PID 1 of the container: build the root, drop privileges, exec. Never returns."""
     stage = "create"
     try:
         tie_to_shim(alive_fd)
+        join_cgroups([str(f) for f in spec.get("cgroups") or []])
         if mode != "none":
             if spec.get("hostname"):
                 sethostname(str(spec["hostname"]))
@@ -525,7 +582,8 @@ def _mirror(child: int, copier: LogCopier) -> int:
         return 255
     if os.WIFSIGNALED(status):
         signum = os.WTERMSIG(status)
-        signal.signal(signum, signal.SIG_DFL)
+        if signum not in (signal.SIGKILL, signal.SIGSTOP):  # those two have no handler to reset (EINVAL)
+            signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
         return 128 + signum
     return os.waitstatus_to_exitcode(status)

@@ -2,8 +2,10 @@
 
 Supported: emptyDir (a directory in the pod's directory, mode 0777 as upstream), hostPath (with
 its ``type`` checks), persistentVolumeClaim (claim → bound PV → its ``local.path`` or
-``hostPath.path``: the directory the storage provisioner made on this machine), configMap,
-secret and downwardAPI (files written into the pod's directory). Anything else is a mount
+``hostPath.path``: the directory the storage provisioner made on this machine; or a ``csi`` PV,
+handed to the caller's node plugin, which mounts it and says where: the `lazy` class), configMap,
+secret, downwardAPI and projected (files written into the pod's directory; a projected volume's
+token is requested through the caller's ``token``, :mod:`kubesim.kubelet.projected`). Anything else is a mount
 failure the pod shows (FailedMount events, containers waiting in ContainerCreating), as a
 kubelet without the volume plugin would. ``fsGroup`` is applied to emptyDir and claim volumes
 (group ownership + setgid + group rw, ``OnRootMismatch`` skips a volume whose root already
@@ -21,10 +23,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kubesim.kubelet import envvars
+from kubesim.kubelet import envvars, projected
 
 Obj = dict[str, Any]
 Getter = Callable[[str, str, str], Obj | None]  # (plural, namespace, name) -> object or None
+CsiPublish = Callable[[Obj], Path]  # a csi PV -> the mounted path its containers bind; raises MountError
 
 
 class MountError(Exception):
@@ -85,15 +88,17 @@ def _apply_fs_group(path: Path, gid: int, policy: str) -> None:
                 continue
 
 
-def setup(pod: Obj, pod_dir: Path, get: Getter, *, pod_ip: str, host_ip: str) -> dict[str, Volume]:
+def setup(pod: Obj, pod_dir: Path, get: Getter, *, pod_ip: str, host_ip: str,
+          csi: CsiPublish | None = None, token: projected.TokenSource | None = None) -> dict[str, Volume]:
     """Every volume of the pod as a host path; raises MountError naming the first that fails."""
     try:
-        return _setup(pod, pod_dir, get, pod_ip=pod_ip, host_ip=host_ip)
+        return _setup(pod, pod_dir, get, pod_ip=pod_ip, host_ip=host_ip, csi=csi, token=token)
     except OSError as exc:
         raise MountError(f"MountVolume.SetUp failed: {exc}") from None
 
 
-def _setup(pod: Obj, pod_dir: Path, get: Getter, *, pod_ip: str, host_ip: str) -> dict[str, Volume]:
+def _setup(pod: Obj, pod_dir: Path, get: Getter, *, pod_ip: str, host_ip: str,
+           csi: CsiPublish | None = None, token: projected.TokenSource | None = None) -> dict[str, Volume]:
     meta = pod.get("metadata") or {}
     spec = pod.get("spec") or {}
     namespace = str(meta.get("namespace") or "default")
@@ -116,7 +121,7 @@ def _setup(pod: Obj, pod_dir: Path, get: Getter, *, pod_ip: str, host_ip: str) -
             out[name] = Volume(name, _host_path(vol["hostPath"], name))
         elif "persistentVolumeClaim" in vol:
             source = vol["persistentVolumeClaim"]
-            path = _claim_path(str(source.get("claimName") or ""), namespace, get, name)
+            path = _claim_path(str(source.get("claimName") or ""), namespace, get, name, csi)
             if fs_group is not None:
                 _apply_fs_group(path, int(fs_group), fs_policy)
             out[name] = Volume(name, path, bool(source.get("readOnly")))
@@ -156,11 +161,20 @@ def _setup(pod: Obj, pod_dir: Path, get: Getter, *, pod_ip: str, host_ip: str) -
             path = base / "kubernetes.io~downward-api" / name
             _write_files(path, files, int(source.get("defaultMode") or 0o644))
             out[name] = Volume(name, path, True)
+        elif "projected" in vol:  # the service account token volume every pod gets (kubesim.kubelet.projected)
+            source = vol["projected"] or {}
+            try:
+                files = projected.files(pod, source, get, token, pod_ip=pod_ip, host_ip=host_ip)
+            except projected.ProjectionError as exc:
+                raise MountError(f'MountVolume.SetUp failed for volume "{name}" : {exc}') from None
+            path = base / "kubernetes.io~projected" / name
+            _write_files(path, files, int(source.get("defaultMode") or 0o644))
+            out[name] = Volume(name, path, True)
         else:
             kinds = sorted(k for k in vol if k != "name")
             raise Unsupported(f'MountVolume.SetUp failed for volume "{name}" : volume type {kinds} is not '
                               "supported by kubesim's kubelet (supported: emptyDir, hostPath, persistentVolumeClaim, "
-                              "configMap, secret, downwardAPI)")
+                              "configMap, secret, downwardAPI, projected)")
     return out
 
 
@@ -187,7 +201,7 @@ def _host_path(source: Obj, name: str) -> Path:
     return path
 
 
-def _claim_path(claim_name: str, namespace: str, get: Getter, volume: str) -> Path:
+def _claim_path(claim_name: str, namespace: str, get: Getter, volume: str, csi: CsiPublish | None = None) -> Path:
     pending = (f"Unable to attach or mount volumes: unmounted volumes=[{volume}], unattached volumes=[], "
                f"failed to process volumes=[{volume}]")
     claim = get("persistentvolumeclaims", namespace, claim_name)
@@ -203,6 +217,13 @@ def _claim_path(claim_name: str, namespace: str, get: Getter, volume: str) -> Pa
     if pv is None:
         raise MountError(f'{pending}: persistentvolume "{pv_name}" not found')
     spec = pv.get("spec") or {}
+    driver = (spec.get("csi") or {}).get("driver")
+    if driver:
+        if csi is None:
+            raise Unsupported(f'MountVolume.MountDevice failed for volume "{pv_name}" : kubernetes.io/csi: '
+                              f"attacher.MountDevice failed to create newCsiDriverClient: driver name {driver} not "
+                              "found in the list of registered CSI drivers")
+        return csi(pv)
     raw = (spec.get("local") or {}).get("path") or (spec.get("hostPath") or {}).get("path")
     if not raw:
         raise Unsupported(f'MountVolume.SetUp failed for volume "{pv_name}" : the PersistentVolume has neither '

@@ -31,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--backing", type=Path, required=True)
     p.add_argument("--mountpoint", type=Path, required=True)
     p.add_argument("--state", type=Path, required=True)
+    p.add_argument("--owner-pid", type=int, default=0,
+                   help="unmount (cleanly) when this process ends; default 0: the mount outlives this command")
     for name, text in (("power-loss", "drop everything not durable and end the mount"),
                        ("unmount", "clean unmount (keeps everything)"),
                        ("status", "what a power loss now would drop"),
@@ -80,7 +82,7 @@ def _run(args: argparse.Namespace) -> int:
             print(line)
         return 0
     if args.command == "mount":
-        m = manage.mount(args.backing, args.mountpoint, args.state, owner_pid=0)
+        m = manage.mount(args.backing, args.mountpoint, args.state, owner_pid=args.owner_pid)
         print(json.dumps(manage.describe(m)))
         return 0
     m = _find(args.state, args.mountpoint)

@@ -136,11 +136,16 @@ def mount(backing: Path, mountpoint: Path, state_dir: Path, *, owner_pid: int | 
         raise LazyFSError(f"mount point {mountpoint} does not exist or is not a directory: create it first")
     if backing == mountpoint or backing in mountpoint.parents or mountpoint in backing.parents:
         raise LazyFSError(f"mount point {mountpoint} and backing directory {backing} must not contain each other")
+    fsname = _fsname(state_dir, mountpoint)
+    for old in find(state_dir):
+        # One daemon per mount point: a previous one still ending (its owner died, it is detaching) would
+        # otherwise share the record, the socket and the backing directory's undo data with the new one.
+        if old.fsname == fsname and _daemon_alive(old):
+            _stop(old, timeout, force=True)
     if mountinfo.anything_at(mountpoint):
         raise LazyFSError(f"{mountpoint} is already a mount point; unmount it first")
     owner = os.getpid() if owner_pid is None else owner_pid
     (state_dir / STATE_SUBDIR).mkdir(parents=True, exist_ok=True)
-    fsname = _fsname(state_dir, mountpoint)
     draft = Mount(backing, mountpoint, state_dir.resolve(), 0, fsname)
     read_end, write_end = os.pipe()
     try:
@@ -208,9 +213,31 @@ def power_loss(m: Mount, timeout: float = 60.0) -> dict[str, int]:
     """Drop everything not durable and end the mount (the machine is off). When this returns the
     backing directory holds exactly what survived and nothing is mounted; :func:`mount` again to
     go on (a reboot). Processes still using the mount get EIO, then ENOTCONN."""
-    dropped: dict[str, int] = control.request(m.socket, "power-loss", timeout)["dropped"]
-    _await_gone(m, timeout)
+    dropped = drop(m, timeout)
+    await_off(m, timeout)
     return dropped
+
+
+def drop(m: Mount, timeout: float = 60.0) -> dict[str, int]:
+    """The first half of :func:`power_loss`: everything not durable is dropped when this returns, and
+    every later operation on the mount fails; the daemon then ends the mount as soon as nothing holds
+    it. For a machine's power loss: freeze its processes, :func:`drop` each of its mounts, kill the
+    processes (they hold the mounts), then :func:`await_off` each."""
+    try:
+        dropped: dict[str, int] = control.request(m.socket, "power-loss", timeout)["dropped"]
+    except control.ControlError as exc:
+        raise LazyFSError(str(exc)) from None
+    return dropped
+
+
+def await_off(m: Mount, timeout: float = 60.0) -> None:
+    """The second half of :func:`power_loss`: wait until the daemon is gone, and nothing stays mounted."""
+    _await_gone(m, timeout)
+
+
+def alive(m: Mount) -> bool:
+    """The mount's daemon is running (its mount serves, or is being ended)."""
+    return _daemon_alive(m)
 
 
 def unmount(m: Mount, timeout: float = 15.0) -> None:
@@ -352,6 +379,24 @@ def cleanup(state_dir: Path, *, live: bool = True, timeout: float = 15.0) -> lis
                 mountinfo.umount_detach(Path(entry.mountpoint))
                 done.append(f"detached unrecorded mount {entry.mountpoint}")
     return done
+
+
+def state_prefix(state_dir: Path) -> str:
+    """The file system name prefix of every mount made for ``state_dir`` (``/proc/self/mountinfo``'s source,
+    the daemon's ``--fsname``): how a mount or daemon whose record is lost is still known as this state's."""
+    return _state_prefix(state_dir)
+
+
+def mounted_under(state_dir: Path) -> list[mountinfo.MountEntry]:
+    """Every lazyfs mount of ``state_dir`` still in this mount namespace, recorded or not."""
+    prefix = _state_prefix(state_dir)
+    return [e for e in mountinfo.entries() if e.fstype == "fuse.lazyfs" and e.source.startswith(prefix)]
+
+
+def is_daemon_of(state_dir: Path, cmdline: tuple[str, ...]) -> bool:
+    """``cmdline`` is a lazyfs daemon serving a mount of ``state_dir`` (by its ``--fsname``)."""
+    prefix = _state_prefix(state_dir)
+    return "kubesim.lazyfs" in cmdline and "daemon" in cmdline and any(a.startswith(prefix) for a in cmdline)
 
 
 def describe(m: Mount) -> dict[str, Any]:

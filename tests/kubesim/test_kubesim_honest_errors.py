@@ -72,12 +72,11 @@ def test_kubectl_create_deployment_gets_404_not_415(kubectl: Any) -> None:
     assert proc.stderr.strip() == "error: failed to create deployment: the server could not find the requested resource"
 
 
-def test_kubectl_auth_can_i_gets_404_for_an_unserved_group(kubectl: Any) -> None:
-    """A5: SelfSubjectAccessReview (authorization.k8s.io, not served) -> plain-text 404, as client-go words it."""
+def test_kubectl_auth_can_i_is_answered_not_415(kubectl: Any) -> None:
+    """A5: kubectl POSTs the SelfSubjectAccessReview as protobuf; kubesim decodes it and answers (admin: yes)."""
     proc = kubectl("auth", "can-i", "get", "pods")
-    assert proc.returncode == 1
-    assert proc.stderr.strip() == ("Error from server (NotFound): the server could not find the requested resource "
-                                   "(post selfsubjectaccessreviews.authorization.k8s.io)")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "yes"
 
 
 @pytest.mark.parametrize("verb", ["apply", "create"])
@@ -120,7 +119,7 @@ def test_an_unknown_resource_is_404_whatever_the_content_type(raw: Any) -> None:
 
 def test_an_unserved_group_is_plain_404_page_not_found(raw: Any) -> None:
     """A5: no web service claims the path, so upstream's NotFoundHandler answers (text, not a Status)."""
-    for method, path in [("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"),
+    for method, path in [("POST", "/apis/certificates.k8s.io/v1/certificatesigningrequests"),
                          ("GET", "/apis/batch/v1/namespaces/default/jobs"), ("GET", "/no/such/path")]:
         reply = raw.request(method, path, b"{}" if method == "POST" else None)
         assert reply.status == 404, path

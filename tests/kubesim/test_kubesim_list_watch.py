@@ -85,12 +85,14 @@ def test_bad_label_selector_is_bad_request(labelled_pods: client.CoreV1Api, name
 
 
 def test_paging_with_limit_and_continue_returns_every_item_once(kubesim_api: Any, namespace: str) -> None:
-    """A2: limit + continue across three pages, remainingItemCount, one resourceVersion for all pages."""
+    """A2: limit + continue across three pages, remainingItemCount, one resourceVersion for all pages.
+
+    Secrets, not ConfigMaps: every namespace also holds the ``kube-root-ca.crt`` ConfigMap."""
     core = client.CoreV1Api(kubesim_api)
     for i in range(7):
-        core.create_namespaced_config_map(namespace, {"metadata": {"name": f"cm-{i}"}})
+        core.create_namespaced_secret(namespace, {"metadata": {"name": f"cm-{i}"}})
     seen: list[str] = []
-    first = core.list_namespaced_config_map(namespace, limit=3)
+    first = core.list_namespaced_secret(namespace, limit=3)
     assert first.metadata.remaining_item_count == 4
     page = first
     pages = 1
@@ -99,7 +101,7 @@ def test_paging_with_limit_and_continue_returns_every_item_once(kubesim_api: Any
         assert page.metadata.resource_version == first.metadata.resource_version
         if not page.metadata._continue:
             break
-        page = core.list_namespaced_config_map(namespace, limit=3, _continue=page.metadata._continue)
+        page = core.list_namespaced_secret(namespace, limit=3, _continue=page.metadata._continue)
         pages += 1
     assert pages == 3
     assert seen == [f"cm-{i}" for i in range(7)]

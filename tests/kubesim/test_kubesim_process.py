@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -51,6 +52,11 @@ def test_up_status_down_and_restart_reuse_ca_token_and_port(state_dir: Path) -> 
     assert first.returncode == 0, first.stderr
     assert f"export KUBECONFIG={state_dir.resolve() / 'kubeconfig'}" in first.stdout
     kubeconfig_before = yaml.safe_load((state_dir / "kubeconfig").read_text())
+    # private: the store holds Secrets (WAL included), the directory the token and the CA key
+    assert stat.S_IMODE(state_dir.stat().st_mode) == 0o700
+    stored = [p for p in state_dir.iterdir() if p.name.startswith("kubesim.db")]
+    assert any(p.name == "kubesim.db-wal" for p in stored), stored
+    assert {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in stored} == {p.name: "0o600" for p in stored}
     again = _cli("up", "--state", str(state_dir))
     assert again.returncode == 0
     assert again.stdout.startswith("kubesim already running")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness import settings
-from harness.clusters import base, embedded, existing, factory
+from harness.clusters import base, embedded, existing, factory, kind
 
 
 class FakeRun:
@@ -44,6 +44,7 @@ def test_up_command_passes_nodes_and_shortened_periods(tmp_path: Path) -> None:
     assert cmd[cmd.index("--nodes") + 1] == "3"
     assert cmd[cmd.index("--node-monitor-grace") + 1] == "4s"
     assert cmd[cmd.index("--toleration-seconds") + 1] == "10"
+    assert cmd[cmd.index("--timing") + 1] == "upstream", "scenarios run with upstream timing, never kubesim's fast one"
 
 
 def test_missing_kubesim_module_is_unavailable_not_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -131,10 +132,32 @@ def test_a_capability_the_cluster_lacks_is_unavailable_naming_it(tmp_path: Path)
         base.require(cluster, "node-crash")
     with pytest.raises(base.ClusterUnavailable, match=r"cannot do kill-container"):
         cluster.kill_container("ns", "ckpt-0", "writer", "KILL")
+
+
+
+def test_embedded_power_loss_is_offered_only_where_lazyfs_can_mount(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Asked once (``python -m kubesim.lazyfs check``); where it cannot, the refusal names what is missing."""
+    calls: list[list[str]] = []
+
+    def cannot(cmd: list[str], **_kw: object) -> subprocess.CompletedProcess[str]:
+        calls.append(cmd)
+        return done(2, out="no /dev/fuse: this kernel or container offers no FUSE\n")
+
+    monkeypatch.setattr(subprocess, "run", cannot)
     sim = embedded.EmbeddedCluster(state_dir=tmp_path)
     base.require(sim, "node-crash")
-    with pytest.raises(base.ClusterUnavailable, match=r"power-loss \(it offers: kill-container, node-crash\)"):
+    with pytest.raises(base.ClusterUnavailable,
+                       match=r"power-loss \(it offers: kill-container, node-crash\): no /dev/fuse"):
         base.require(sim, "power-loss")
+    with pytest.raises(base.ClusterUnavailable, match="no /dev/fuse"):
+        sim.power_loss("kubesim-worker")
+    assert sim.describe()["power_loss"] == "not offered: no /dev/fuse: this kernel or container offers no FUSE"
+    assert [c[1:4] for c in calls] == [["-m", "kubesim.lazyfs", "check"]], "the check runs once per cluster"
+
+    able = embedded.EmbeddedCluster(state_dir=tmp_path)
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **_kw: done(0, out="lazyfs can mount here\n"))
+    assert "power-loss" in able.capabilities
 
 
 def test_embedded_capabilities_run_the_kubesim_node_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -157,10 +180,38 @@ def test_embedded_capabilities_run_the_kubesim_node_commands(tmp_path: Path, mon
                                                     "--signal", "TERM", "--state", str(tmp_path)]
 
 
+def test_embedded_power_loss_runs_kubesim_node_power_loss_and_returns_what_was_dropped(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[list[str]] = []
+
+    def run(cmd: list[str], **_kw: object) -> subprocess.CompletedProcess[str]:
+        calls.append(cmd)
+        if "check" in cmd:
+            return done(0, out="lazyfs can mount here\n")
+        return done(0, out='{"node": "kubesim-worker", "dropped": {"undurable_entries": 3, "buried_files": 0}}\n')
+
+    monkeypatch.setattr(embedded.subprocess, "run", run)
+    cluster = embedded.EmbeddedCluster(state_dir=tmp_path)
+    cluster._started = True
+    assert cluster.power_loss("kubesim-worker") == {"undurable_entries": 3, "buried_files": 0}
+    assert calls[-1][calls[-1].index("node"):] == ["node", "power-loss", "kubesim-worker", "--json", "--state",
+                                                    str(tmp_path)]
+
+
 def test_factory_builds_the_chosen_kind(tmp_path: Path) -> None:
     assert factory.make(settings.ClusterSettings(), state_dir=tmp_path).kind == "embedded"
     made = factory.make(settings.ClusterSettings(kind="existing", context="c"), state_dir=tmp_path)
     assert (made.kind, made.context) == ("existing", "c")
+
+
+def test_a_kind_session_builds_the_format_layers_it_is_told_to(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(factory.ENV_WRITER_FORMATS, "orbax,torch")
+    made = factory.make(settings.ClusterSettings(kind="kind"), state_dir=tmp_path)
+    assert isinstance(made, kind.KindCluster)
+    assert made.image_formats == ("torch", "orbax")
+    monkeypatch.setenv(factory.ENV_WRITER_FORMATS, "tensorflow")
+    with pytest.raises(base.ClusterError, match=r"^HARNESS_WRITER_FORMATS: --formats tensorflow: not an optional"):
+        factory.make(settings.ClusterSettings(kind="kind"), state_dir=tmp_path)
 
 
 def test_a_broken_kubesim_is_an_error_not_a_skip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

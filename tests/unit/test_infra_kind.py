@@ -78,3 +78,54 @@ def test_every_node_image_is_pinned_by_digest_to_one_recent_kubernetes() -> None
     assert match is not None, f"{image} is not kindest/node:vX.Y.Z@sha256:<digest>"
     # persistentVolumeClaimRetentionPolicy and the pod-index label are GA from 1.32
     assert (int(match["major"]), int(match["minor"])) >= (1, 32)
+
+
+def _patch(kind: str) -> dict[str, Any]:
+    """The cluster-wide kubeadm config patch of ``kind`` (ClusterConfiguration, KubeletConfiguration)."""
+    found = [doc for doc in (yaml.safe_load(text) for text in load().get("kubeadmConfigPatches", []))
+             if isinstance(doc, dict) and doc.get("kind") == kind]
+    assert len(found) == 1, f"want exactly one {kind} patch in {CLUSTER_YAML}"
+    return found[0]
+
+
+def _args(component: dict[str, Any]) -> dict[str, str]:
+    """kubeadm v1beta4 extraArgs (a list of name/value pairs) as a dict; a repeated name is an error."""
+    pairs = [(str(a["name"]), str(a["value"])) for a in component.get("extraArgs", [])]
+    assert len({n for n, _ in pairs}) == len(pairs), pairs
+    return dict(pairs)
+
+
+def _seconds(text: str) -> float:
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m)?", text.strip())
+    assert match is not None, f"{text!r} is not a duration"
+    return float(match[1]) * {"ms": 0.001, "s": 1.0, "m": 60.0, None: 1.0}[match[2]]
+
+
+def test_kind_runs_with_the_embedded_clusters_periods() -> None:
+    """One set of periods for both clusters: what kubesim runs scenarios with, kind is configured with."""
+    from harness.clusters import embedded
+
+    periods = {flag: _seconds(value) for flag, value in embedded.DEFAULT_PERIODS.items()}
+    cluster = _patch("ClusterConfiguration")
+    assert cluster["apiVersion"] == "kubeadm.k8s.io/v1beta4", "extraArgs below are v1beta4 name/value lists"
+    manager, apiserver = _args(cluster["controllerManager"]), _args(cluster["apiServer"])
+    kubelet = _patch("KubeletConfiguration")
+    assert kubelet["apiVersion"] == "kubelet.config.k8s.io/v1beta1"
+    grace = _seconds(manager["node-monitor-grace-period"])
+    assert grace == periods["--node-monitor-grace"]
+    assert _seconds(manager["node-monitor-period"]) == periods["--node-monitor-period"]
+    assert _seconds(kubelet["nodeStatusUpdateFrequency"]) == periods["--node-status-interval"]
+    assert kubelet["nodeLeaseDurationSeconds"] == grace, "kubesim's lease lasts the grace period"
+    tolerations = {int(apiserver["default-not-ready-toleration-seconds"]),
+                   int(apiserver["default-unreachable-toleration-seconds"])}
+    assert tolerations == {int(periods["--toleration-seconds"])}
+    # kind can only cap the back-off (KubeletCrashLoopBackOffMax); a cap below upstream's initial 10s
+    # lowers the initial to the cap, so kubesim's base must be min(10s, cap)
+    cap = _seconds(kubelet["crashLoopBackOff"]["maxContainerRestartPeriod"])
+    assert 1 <= cap <= 300, "the kubelet accepts 1s..300s"
+    assert cap == periods["--crashloop-max"]
+    assert periods["--crashloop-base"] == min(10.0, cap)
+    assert set(embedded.DEFAULT_PERIODS) == {"--node-monitor-grace", "--node-monitor-period", "--node-status-interval",
+                                             "--toleration-seconds", "--crashloop-base", "--crashloop-max"}, \
+        "a new period needs its kind counterpart here"
+    assert "featureGates" not in load(), "no alpha gates: the kind cluster must stay one nightly CI can create"

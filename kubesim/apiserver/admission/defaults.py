@@ -18,6 +18,8 @@ import copy
 from collections.abc import Callable, MutableMapping
 from typing import Any
 
+from kubesim.apiserver.admission import endpointslice
+
 Obj = MutableMapping[str, Any]
 
 # --- helpers -----------------------------------------------------------------------------------
@@ -299,6 +301,7 @@ _DEFAULTERS: dict[str, Callable[[Obj], None]] = {
     "Secret": _default_secret,
     "StatefulSet": _default_statefulset,
     "StorageClass": _default_storageclass,
+    "EndpointSlice": endpointslice.default,
 }
 """Kinds without an entry (Event, ConfigMap, Lease, ControllerRevision, PodDisruptionBudget) have no defaults."""
 

@@ -124,10 +124,17 @@ def name_is_dns1035_label(name: str, prefix: bool) -> list[str]:
     return dns1035_label_errors(_mask_trailing_dash(name) if prefix else name)
 
 
+def name_is_path_segment(name: str, prefix: bool) -> list[str]:
+    """``path.ValidatePathSegmentName`` (rbac ``ValidateRBACName``): no ``.``/``..`` name, no ``/`` or ``%``."""
+    out = [f"may not be '{name}'"] if not prefix and name in (".", "..") else []
+    return out + [f"may not contain '{bad}'" for bad in ("/", "%") if bad in name]
+
+
 NAME_VALIDATORS: Mapping[str, NameValidator] = {
     "Namespace": name_is_dns_label,
     "StatefulSet": name_is_dns_label,  # apps ValidateStatefulSetName: NameIsDNSLabel
     "Service": name_is_dns1035_label,
+    **dict.fromkeys(("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"), name_is_path_segment),
 }
 """Every other kind uses NameIsDNSSubdomain."""
 

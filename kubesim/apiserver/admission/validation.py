@@ -24,7 +24,7 @@ from typing import Any
 
 from kubesim.apiserver import fielderrors as fe
 from kubesim.apiserver import selectors
-from kubesim.apiserver.admission import quantity
+from kubesim.apiserver.admission import endpointslice, quantity, rbac
 from kubesim.apiserver.admission.meta import (
     NEGATIVE_MSG,
     as_list,
@@ -445,6 +445,8 @@ _CREATE_VALIDATORS: Mapping[str, Callable[[Obj], Errors]] = {
     "StorageClass": _validate_storageclass,
     "Lease": _validate_lease,
     "ControllerRevision": _validate_controller_revision,
+    "EndpointSlice": endpointslice.validate,
+    **rbac.CREATE,
 }
 
 def validate_create(kind: str, obj: Obj) -> list[FieldError]:
@@ -667,6 +669,8 @@ _UPDATE_VALIDATORS: Mapping[str, Callable[[Obj, Obj], Errors]] = {
     "StorageClass": _validate_storageclass_update,
     "ControllerRevision": _validate_controller_revision_update,
     "Namespace": _validate_namespace_update,
+    "EndpointSlice": endpointslice.validate_update,
+    **rbac.UPDATE,
 }
 
 

@@ -251,6 +251,8 @@ def test_up_stops_everything_and_names_the_node_when_a_kubelet_exits(
     (("up", "--controllers", "statefulset,bogus"), "--controllers: unknown"),
     (("up", "--node-monitor-grace", "soon"), "'soon' is not a duration"),
     (("up", "--node-monitor-grace", "4s", "--node-status-interval", "5s"), "must be shorter than node-monitor-grace"),
+    (("up", "--timing", "slow"), "--timing 'slow': use upstream or fast"),
+    (("up", "--image-pull-time", "soon"), "'soon' is not a duration"),
 ])
 def test_bad_up_flags_are_one_line_and_exit_2(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
     proc = kubesim(tmp_path / "s", *args)

@@ -577,3 +577,24 @@ def test_force_delete_during_a_long_grace_period_stops_the_container_within_seco
     await_("container gone after the force delete", lambda: _alive(entry["pid"]), lambda alive: not alive,
            timeout=10)
     assert time.monotonic() - started < 6
+
+
+def test_an_image_pull_takes_the_pull_time_in_containercreating_with_pulling_and_pulled_events(
+        kubesim_cluster: Any, namespace: str) -> None:
+    """Upstream timing: imagePullPolicy Always pulls on every start, waiting the cluster's pull time (1s)."""
+    cluster = kubesim_cluster
+    container = {"name": "c", "image": "busybox:1.36", "imagePullPolicy": "Always", "command": ["sleep", "600"]}
+    started = time.monotonic()
+    cluster.client.create("pods", _pod("pull", [container]), namespace)
+    creating = await_("ContainerCreating while pulling", lambda: _get(cluster, namespace, "pull"),
+                      lambda p: bool(_cstatus(p)), timeout=10)
+    waiting = (_cstatus(creating).get("state") or {}).get("waiting") or {}
+    assert waiting.get("reason") == "ContainerCreating", creating["status"]
+    await_("pull pod Ready", lambda: _get(cluster, namespace, "pull"), _ready, timeout=20)
+    assert time.monotonic() - started >= 1.0, "the pull must cost the pull time"
+    events = await_("Pulling, Pulled and Started events", lambda: _events(cluster, namespace, "pull"),
+                    lambda es: {"Pulling", "Pulled", "Started"} <= {e["reason"] for e in es}, timeout=10)
+    reasons = [e["reason"] for e in events]
+    assert reasons.index("Pulling") < reasons.index("Pulled") < reasons.index("Started"), reasons
+    pulled = next(e["message"] for e in events if e["reason"] == "Pulled")
+    assert pulled.startswith('Successfully pulled image "busybox:1.36" in '), pulled

@@ -73,7 +73,10 @@ def test_namespaces_refuse_deletecollection_like_upstream() -> None:
 
 def test_cluster_scoped_resources_are_marked_so() -> None:
     scoped = {r.plural for r in resources.RESOURCES if not r.namespaced}
-    assert scoped == {"namespaces", "nodes", "persistentvolumes", "storageclasses"}
+    assert scoped == {"namespaces", "nodes", "persistentvolumes", "storageclasses",
+                      "clusterroles", "clusterrolebindings", "selfsubjectaccessreviews", "selfsubjectrulesreviews",
+                      "subjectaccessreviews", "selfsubjectreviews", "tokenreviews", "validatingadmissionpolicies",
+                      "validatingadmissionpolicybindings"}
 
 
 def test_lookup_by_api_version_and_kind_distinguishes_the_two_event_groups() -> None:
