@@ -128,6 +128,29 @@ def make_pod(api: client.Client, ns: str, name: str, claim: str | None = None, *
     return api.create("pods", {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": body}, ns)
 
 
+def make_pod_after_cordon(api: client.Client, ns: str, name: str, claim: str | None = None) -> Obj:
+    """Create the pod once the scheduler has seen the cordon; returns its PodScheduled=False condition.
+
+    The scheduler decides from its node informer, which sees a cordon a little after the PATCH
+    returns (upstream's scheduler cache is no different): a pod created in that window may
+    legitimately land on a node that was just cordoned. Such a pod is deleted and created again;
+    the claim under test is what a scheduler that has seen the cordon does."""
+    def attempt() -> Obj | None:
+        make_pod(api, ns, name, claim)
+        cond = wait_for(f"PodScheduled of {ns}/{name}", lambda: pod_condition(api, ns, name))
+        if cond["status"] == "False":
+            return cond
+        force_delete(api, ns, name)  # bound before the informer showed the cordon: try again
+        wait_for(f"pod {ns}/{name} gone", lambda: not any(name_of_object(p) == name for p in api.list("pods", ns)[0]))
+        return None
+
+    return dict(wait_for(f"a pod {ns}/{name} the scheduler keeps pending after the cordon", attempt))
+
+
+def name_of_object(obj: Obj) -> str:
+    return str((obj.get("metadata") or {}).get("name") or "")
+
+
 def node_of(api: client.Client, ns: str, pod: str) -> str:
     return str((api.get("pods", pod, ns).get("spec") or {}).get("nodeName") or "")
 
@@ -195,9 +218,7 @@ def test_node_selector_and_taints_place_pods(cluster: Cluster, ns: str) -> None:
 def test_cordoned_cluster_keeps_pods_pending_until_uncordon(cluster: Cluster, ns: str) -> None:
     for node in NODES:
         set_cordon(cluster.api, node, True)
-    make_pod(cluster.api, ns, "waiting")
-    cond = wait_for("PodScheduled=False", lambda: pod_condition(cluster.api, ns, "waiting"))
-    assert cond["status"] == "False"
+    cond = make_pod_after_cordon(cluster.api, ns, "waiting")
     assert cond["reason"] == "Unschedulable"
     assert cond["message"].startswith("0/3 nodes are available: 3 node(s) were unschedulable.")
     set_cordon(cluster.api, "kubesim-worker2", False)
@@ -240,7 +261,7 @@ def test_pod_on_a_local_volume_of_a_cordoned_node_stays_pending_until_uncordon(c
     set_cordon(cluster.api, node, True)
     force_delete(cluster.api, ns, "db")
     wait_for("the old pod to be gone", lambda: not cluster.api.list("pods", ns)[0])
-    make_pod(cluster.api, ns, "db", "data")
+    make_pod_after_cordon(cluster.api, ns, "db", "data")
     messages = wait_for("FailedScheduling for the recreated pod",
                         lambda: events(cluster.api, ns, "db", "FailedScheduling"))
     assert messages[-1] == (
