@@ -46,9 +46,9 @@ imports: $(STAMP)
 	$(VENV)/bin/lint-imports
 
 # pytest exits 5 when it collected nothing: that is a broken suite, never a pass. The slowest 15
-# tests are printed at the end of every run, so the suite's growth stays visible. Three workers
+# tests are printed at the end of every run, so the suite's growth stays visible. Four workers
 # (pytest-xdist), a module per worker at a time: the suite mostly waits on real processes.
-TEST_WORKERS ?= 3
+TEST_WORKERS ?= 4
 unit: $(STAMP) fuse
 	$(PY) -m pytest tests -n $(TEST_WORKERS) --dist loadscope --durations=15; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: treating as failure" >&2; exit 1; fi; \
