@@ -6,10 +6,12 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: run test lint typecheck imports unit bench clean cluster-up cluster-down fuse
 
+# Installed with uv (from PyPI, into the venv): the same packages pip resolves, in ~15 s where pip
+# takes ~65 s on a fresh machine -- a minute of every fresh `make test` and `make run`.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q 'uv>=0.5,<1'
+	$(VENV)/bin/uv pip install -q --python $(PY) -e '.[dev]'
 	touch $(STAMP)
 
 # libfuse 3 for kubesim/lazyfs (the power-loss file system): Debian's fuse3 + libfuse3-3

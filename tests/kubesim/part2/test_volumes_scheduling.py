@@ -35,7 +35,7 @@ from kubesim.controllers import scheduler as scheduler_ctrl
 pytestmark = [pytest.mark.kubesim, pytest.mark.slow]
 
 NODES = ("kubesim-worker", "kubesim-worker2", "kubesim-worker3")
-WAIT = 10.0
+WAIT = 30.0  # a deadline for events a loaded 2-core machine still delivers, not a pause
 
 Obj = dict[str, Any]
 
@@ -383,6 +383,8 @@ def test_static_local_volume_is_prebound_by_the_scheduler_and_pins_the_pod(clust
 def test_claim_of_an_unschedulable_pod_says_it_waits_for_that_pod(cluster: Cluster, ns: str) -> None:
     for node in NODES:
         set_cordon(cluster.api, node, True)
+    make_pod_after_cordon(cluster.api, ns, "canary")  # the scheduler has seen the cordons (a bound pod would
+    force_delete(cluster.api, ns, "canary")            # pin the claim to a node and never wait)
     make_claim(cluster.api, ns, "data")
     make_pod(cluster.api, ns, "stuck", "data")
     said = wait_for("WaitForPodScheduled on the claim", lambda: events(cluster.api, ns, "data", "WaitForPodScheduled"))
