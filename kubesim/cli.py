@@ -40,11 +40,12 @@ from kubesim.kubelet import cgroups
 from kubesim.lazyfs import manage as lazyfs
 from kubesim.lazyfs import mountinfo
 
+# plain help (rich_markup_mode=None): typer's panels print the Python type after every flag
 app = typer.Typer(name="kubesim", help="An embedded Kubernetes API server for tests.", no_args_is_help=True,
-                  add_completion=False, pretty_exceptions_enable=False)
+                  add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 app.add_typer(nodes.app, name="node")
 net_app = typer.Typer(name="net", help="The cluster's network: run commands inside it.", no_args_is_help=True,
-                      add_completion=False, pretty_exceptions_enable=False)
+                      add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 app.add_typer(net_app, name="net")
 
 StateOpt = Annotated[Path, typer.Option("--state", help="state directory (store, certificates, kubeconfig)")]
@@ -104,7 +105,7 @@ def up(  # noqa: PLR0917 - typer maps each parameter to an option
     default_toleration_seconds: Annotated[int | None, typer.Option(
         help="tolerationSeconds for the not-ready/unreachable tolerations new pods get (upstream 300)")] = None,
     timeout: Annotated[float, typer.Option(help="seconds to wait for the server to answer")] = 30.0,
-    node_count: Annotated[int | None, typer.Option("--nodes", help="kubelets to start (0: API server only, as part 1; "
+    node_count: Annotated[int | None, typer.Option("--nodes", help="kubelets to start (0: the API server alone; "
                                                    "default: as recorded by the previous up, else 0)")] = None,
     controllers: Annotated[str | None, typer.Option(
         help="controllers to run: all, none or a comma list (default: all with --nodes, none without)")] = None,

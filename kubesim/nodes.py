@@ -61,7 +61,7 @@ from kubesim.lazyfs import manage as lazyfs
 from kubesim.lazyfs import mountinfo
 
 app = typer.Typer(name="node", help="Node faults: crash/restore a kubelet, signal a container, list nodes.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 
 StateOpt = Annotated[Path, typer.Option("--state", help="state directory of a running kubesim")]
 PREFIX = "kubelet/"

@@ -174,3 +174,13 @@ def test_sigterm_landing_on_a_worker_thread_still_stops_the_server(state_dir: Pa
     except tenacity.RetryError:
         pytest.fail(f"the server (pid {pid}) ignored a SIGTERM delivered to its thread {workers[0]} for 15 s")
     assert "shutting down (SIGTERM)" in (state_dir / "apiserver.log").read_text()
+
+
+@pytest.mark.parametrize("command", [["up"], ["node", "crash"], ["net", "exec"]])
+def test_help_is_plain_and_says_what_each_option_takes(command: list[str]) -> None:
+    """Typer's rich panels printed a box and the Python type (<bool>) after every flag."""
+    shown = _cli(*command, "--help")
+    assert shown.returncode == 0, shown.stderr
+    assert "<bool>" not in shown.stdout
+    assert "\u256d" not in shown.stdout  # no rich panel border
+    assert "part 1" not in shown.stdout
