@@ -224,8 +224,17 @@ class Run:
         _write_json(path, dict(results))
         return path
 
+    def record_settings(self, **more: object) -> RunInfo:
+        """Add to run.json's settings what is known only once the run folder exists (where the run
+        runs: the system's description); before anything is deployed, never after."""
+        info = dataclasses.replace(self.info, settings={**self.info.settings, **more})
+        json.dumps(info.to_dict())  # must be JSON, as at creation: fail before anything changes
+        _write_json(self.path / RUN_FILE, info.to_dict())
+        self.info = info
+        return info
+
     def finish(self, when: dt.datetime | None = None, outcome: Outcome = "finished") -> RunInfo:
-        """Record the end time and how the run ended in run.json (the only rewrite it ever gets)."""
+        """Record the end time and how the run ended in run.json (its last rewrite)."""
         self.info = dataclasses.replace(self.info, ended=_iso(when or dt.datetime.now(dt.UTC)), outcome=outcome)
         _write_json(self.path / RUN_FILE, self.info.to_dict())
         return self.info

@@ -108,6 +108,7 @@ def execute(
         progress(f"run folder {run.path}; {len(steps)} faults: "
                  + ", ".join(f"{s.fault}@{s.target}" for s in steps))
     sut = make_system(run.path)
+    run.record_settings(system=dict(sut.describe()))  # where it ran (cluster, API server): run.json, as promised
     for fault in scn.faults.values():
         sut.check_fault(fault)
     try:
