@@ -2,9 +2,12 @@
 
 infra/rbac's three ClusterRoles and bindings.example.yaml are applied to the session's cluster;
 the harness then runs as the service account ``ckpt-chaos-harness`` with nothing but a token for
-it (a kubeconfig of its own): a short pod-kill scenario (deploy, load, a force-deleted pod, the
-full read-back and checkers) through ``--cluster existing --harness-kubeconfig``. Then one rule
-is taken out (``create`` on statefulsets) and ``harness deploy`` must fail on the 403 that names it.
+it (a kubeconfig of its own): one short scenario with both a pod kill and a drain (deploy, load,
+a force-deleted pod, then its node cordoned and the pod evicted through the Eviction API, held
+Pending by its local-path volume until the uncordon; the full read-back and checkers) through
+``--cluster existing --harness-kubeconfig``. One run with two faults rather than two scenarios:
+the drain adds a few seconds, not another deploy and read-back. Then one rule is taken out
+(``create`` on statefulsets) and ``harness deploy`` must fail on the 403 that names it.
 """
 
 from __future__ import annotations
@@ -29,19 +32,24 @@ SA_NAMESPACE = SA_NAME = "ckpt-chaos-harness"
 NAMESPACED_ROLE = "ckpt-chaos-harness-namespaced"
 
 SCENARIO = textwrap.dedent('''
-    """One StatefulSet pod force-deleted mid-write: every acknowledged checkpoint survives (least privilege)."""
+    """A pod force-deleted, then its node drained, mid-write: every acknowledged checkpoint survives."""
     from harness.scenario import model, schedule
 
     SCENARIO = model.Scenario(
-        name="rbac-pod-kill", claim=__doc__,
+        name="rbac-pod-kill-drain", claim=__doc__,
         deploy={"replicas": "1", "storage_class": "standard", "keep_last": "2"},
-        faults={"pod-kill": model.Fault("pod-kill", "its pod was force-deleted (grace 0) and is being recreated")},
-        schedule=lambda ctx: schedule.repeat(ctx.seed, "pod-kill", schedule.ordinals("ordinal", ctx.replicas), 1,
-                                             delay_s=(0.5, 1.0)),
+        faults={
+            "pod-kill": model.Fault("pod-kill", "its pod was force-deleted (grace 0) and is being recreated"),
+            "drain": model.Fault("drain", "its local-path volume pins it to the drained node: Pending until uncordon",
+                                 hold_s=0.5),
+        },
+        # both faults in one run (one deploy, one read-back): a pod kill, then the drain of its node
+        schedule=lambda ctx: (schedule.FaultStep(0.5, "pod-kill", schedule.Target("ordinal", "0")),
+                              schedule.FaultStep(0.2, "drain", schedule.Target("node-of", "0"))),
         load=model.LoadProfile(users=1, checkpoint_bytes=4096, shards=1, tail_s=0.5),
     )
 
-    def test_rbac_pod_kill(run_scenario):
+    def test_rbac_pod_kill_and_drain(run_scenario):
         run_scenario(SCENARIO)
 ''')
 
@@ -78,7 +86,7 @@ def harness_kubeconfig(kubesim_cluster: Any, tmp_path_factory: pytest.TempPathFa
                        capture_output=True, text=True, timeout=60, check=False)
 
 
-def test_the_harness_runs_a_pod_kill_scenario_with_only_its_role(harness_kubeconfig: Path, tmp_path: Path) -> None:
+def test_the_harness_runs_pod_kill_and_drain_with_only_its_role(harness_kubeconfig: Path, tmp_path: Path) -> None:
     whoami = _kubectl(harness_kubeconfig, "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}").stdout
     assert whoami == f"system:serviceaccount:{SA_NAMESPACE}:{SA_NAME}"
     (tmp_path / "conftest.py").write_text('pytest_plugins = ["harness.pytest_plugin"]\n')
@@ -89,6 +97,7 @@ def test_the_harness_runs_a_pod_kill_scenario_with_only_its_role(harness_kubecon
                          check=False)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     assert "1 passed" in run.stdout
+    assert "all 2 declared faults took effect" in run.stdout, run.stdout[-4000:]  # the pod kill and the drain
 
 
 def test_one_rule_less_is_a_403_naming_it(kubesim_cluster: Any, harness_kubeconfig: Path, tmp_path: Path) -> None:

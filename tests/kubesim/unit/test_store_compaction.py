@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import secrets
 import sqlite3
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,15 @@ def _on_disk(state: Path, marker: str) -> list[str]:
     """The store's files (db, WAL) that still contain the marker."""
     return sorted(p.name for p in state.iterdir() if p.name.startswith("kubesim.db") and marker.encode() in
                   p.read_bytes())
+
+
+def _await(condition: Callable[[], bool], timeout: float, waited_for: Callable[[], str]) -> None:
+    """Poll ``condition`` until it holds; past ``timeout`` seconds fail naming what was awaited and what was seen."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            pytest.fail(f"waited {timeout:g} s for {waited_for()}")
+        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -77,11 +88,10 @@ def test_compaction_runs_on_a_clock_like_the_apiservers_compactor(state: Path) -
     db = store.Store(state / "kubesim.db", window=10_000, compaction_interval=0.2)
     marker = secrets.token_hex(16)
     deleted_at = _create_and_delete(db, marker, 100)
-    deadline = time.monotonic() + 10
-    while (db.compacted_rv < deleted_at or _on_disk(state, marker)) and time.monotonic() < deadline:
-        time.sleep(0.05)  # the history is dropped in memory first, then on disk
-    assert db.compacted_rv >= deleted_at
-    assert _on_disk(state, marker) == []
+    _await(lambda: db.compacted_rv >= deleted_at and not _on_disk(state, marker), 10,
+           lambda: f"the compaction clock (every 0.2 s) to drop the history up to the delete at rv {deleted_at}, "
+                   f"in memory and on disk: compacted_rv is {db.compacted_rv}, "
+                   f"files with the deleted Secret: {_on_disk(state, marker)}")
     with pytest.raises(store.Compacted):
         db.check_watchable(deleted_at - 1)
     db.check_watchable(db.resource_version)  # a watch from now is fine
@@ -90,11 +100,15 @@ def test_compaction_runs_on_a_clock_like_the_apiservers_compactor(state: Path) -
 
 def test_no_compaction_without_the_clock_keeps_the_window(state: Path) -> None:
     """A4: with the clock off, only the count window compacts (the old behaviour): the history is still watchable."""
+    before = set(threading.enumerate())
     db = store.Store(state / "kubesim.db", window=10_000, compaction_interval=0)
+    # nothing that could compact later: no thread was started (a compactor runs only on its own thread) ...
+    assert [t.name for t in set(threading.enumerate()) - before] == []
     marker = secrets.token_hex(16)
     deleted_at = _create_and_delete(db, marker, 100)
-    time.sleep(0.3)
+    _filler(db, 50)  # ... and writes, the only other trigger, stay far below the count window
     db.check_watchable(deleted_at - 3)
+    assert db.compacted_rv == 0
     assert _on_disk(state, marker)
     db.close()
 
