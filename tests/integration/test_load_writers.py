@@ -241,10 +241,12 @@ def test_rate_per_ordinal_paces_each_ordinal(tmp_path: Path, writers: local.Loca
         p.invoke.value["ordinal"] for p in write_pairs(spec.run_dir)  # type: ignore[index,call-overload]
     )
     # constant_throughput never runs ahead of the pace (one request per user may start at t=0);
-    # unpaced, these small writes would be hundreds per ordinal.
+    # unpaced, these small writes would be hundreds per ordinal. The pace is a ceiling, not a
+    # promise: a loaded machine may fall behind it (seen: 5 of 12 under a CPU hog), so the floor
+    # only says each ordinal got load at all.
     ceiling = rate * duration + spec.users
     for ordinal in (0, 1):
-        assert rate * duration * 0.5 <= per_ordinal[ordinal] <= ceiling, per_ordinal
+        assert 1 <= per_ordinal[ordinal] <= ceiling, per_ordinal
 
 
 def test_ordinal_added_to_the_endpoints_file_mid_run_gets_load(tmp_path: Path, writers: local.LocalWriters) -> None:
