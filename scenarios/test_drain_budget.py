@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import pytest
 
+from harness.checkers import expect
 from harness.scenario import model, schedule
 
 SCENARIO = model.Scenario(
@@ -22,6 +23,7 @@ SCENARIO = model.Scenario(
     claim=__doc__ or "",
     deploy={"replicas": "4", "storage_class": "shared", "keep_last": "3", "pdb_max_unavailable": "1"},
     faults={"drain": model.Fault("drain", "evicted one at a time under the budget, recreated on another node")},
+    expectations=expect.Expectations(fault_notes=(expect.NoteClaim("drain", "refused_by_budget", "at-least", 1),)),
     schedule=lambda ctx: (schedule.FaultStep(2.0, "drain", schedule.Target("busiest-node")),),
 )
 

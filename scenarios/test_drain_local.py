@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from harness.checkers import expect
 from harness.scenario import model, schedule
 
 SCENARIO = model.Scenario(
@@ -23,6 +24,8 @@ SCENARIO = model.Scenario(
     deploy={"replicas": "3", "storage_class": "standard", "keep_last": "3"},
     faults={"drain": model.Fault("drain", "its local-path volume pins it to the drained node: Pending until uncordon",
                                  hold_s=3.0)},
+    expectations=expect.Expectations(fault_notes=(expect.NoteClaim("drain", "while_cordoned", "each-pending"),),
+                                     same_node=True),
     schedule=lambda ctx: schedule.repeat(ctx.seed, "drain", schedule.ordinals("node-of", ctx.replicas), 2,
                                          delay_s=(1.0, 3.0)),
 )

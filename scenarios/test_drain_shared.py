@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import pytest
 
+from harness.checkers import expect
 from harness.scenario import model, schedule
 
 SCENARIO = model.Scenario(
@@ -21,6 +22,7 @@ SCENARIO = model.Scenario(
     claim=__doc__ or "",
     deploy={"replicas": "3", "storage_class": "shared", "keep_last": "3"},
     faults={"drain": model.Fault("drain", "evicted: recreated on another node with its network volume", hold_s=2.0)},
+    expectations=expect.Expectations(fault_notes=(expect.NoteClaim("drain", "while_cordoned", "each-elsewhere"),)),
     schedule=lambda ctx: schedule.repeat(ctx.seed, "drain", schedule.ordinals("node-of", ctx.replicas), 2,
                                          delay_s=(1.0, 3.0)),
 )

@@ -129,6 +129,29 @@ def check(ops_: Sequence[history.Op], run: facts.RunFacts, exp: expect.Expectati
     return verdict.Verdict(valid, summary, details)
 
 
+def outages(ops_: Sequence[history.Op], exp: expect.AvailabilityOptions, *,
+            silent_s: float = 1.0) -> dict[int, list[tuple[float, float | None]]]:
+    """Per ordinal, each span from its last available sample's answer to the next one's (``None``:
+    never again) that held an unavailable sample or no sample for over ``silent_s`` (an ordinal
+    missing from the endpoints map is not probed at all: silence is an outage too)."""
+    out: dict[int, list[tuple[float, float | None]]] = {}
+    for ordinal, ss in _samples(ops_, exp).items():
+        spans: list[tuple[float, float | None]] = []
+        last_good: float | None = None
+        bad = False
+        for sample in ss:
+            if not sample.available:
+                bad = True
+                continue
+            if last_good is not None and (bad or sample.answered - last_good > silent_s):
+                spans.append((last_good, sample.answered))
+            last_good, bad = sample.answered, False
+        if bad and last_good is not None:
+            spans.append((last_good, None))
+        out[ordinal] = spans
+    return out
+
+
 def _samples(ops_: Sequence[history.Op], opts: expect.AvailabilityOptions) -> dict[int, list[Sample]]:
     out: dict[int, list[Sample]] = collections.defaultdict(list)
     for p in history.pair(op for op in ops_ if op.f == ops.READ):

@@ -118,7 +118,8 @@ def check(ops_: Sequence[history.Op], run: facts.RunFacts, exp: expect.Expectati
     unacked_at: dict[tuple[int, int], writes.WriteAttempt] = {}
     outcomes: collections.Counter[str] = collections.Counter()
     duplicate_requests = 0
-    for a in writes.write_attempts(ops_):
+    attempts = list(writes.write_attempts(ops_))
+    for a in attempts:
         outcomes[a.outcome] += 1
         if a.outcome == "ok":
             assert a.step is not None  # writes guarantees an ok carries its step
@@ -171,6 +172,8 @@ def check(ops_: Sequence[history.Op], run: facts.RunFacts, exp: expect.Expectati
         valid_steps = sorted(steps)
         newest = max((a.step for a in oks if a.step is not None), default=None)
         excuse = retention.claim_deletion_reason(ordinal, run, exp)
+        # a deleted claim excuses what was acknowledged on it, never what the new volume acknowledged
+        old_volume = retention.on_old_volume(ordinal, ops_, attempts) if excuse is not None else set()
         retired = 0
         known_steps = sorted(set(valid_steps).union(a.step for a in oks if a.step is not None)) if keep_last else []
         for a in oks:
@@ -179,6 +182,10 @@ def check(ops_: Sequence[history.Op], run: facts.RunFacts, exp: expect.Expectati
             cps = steps.get(step)
             if cps is not None and any(c.digest == a.digest for c in cps):
                 acknowledged_present += 1
+                continue
+            if a.invoke.index in old_volume:
+                found.add("excused", ordinal, step, f"acknowledged on the deleted claim's volume; {excuse}",
+                          attempt=a)
                 continue
             if ordinal not in volumes:
                 reason = "acknowledged, but no facts were gathered for this ordinal's volume"
@@ -202,10 +209,7 @@ def check(ops_: Sequence[history.Op], run: facts.RunFacts, exp: expect.Expectati
                     elif len(known_steps) - bisect.bisect_right(known_steps, step) >= keep_last:
                         reason += (f" (keep-last-{keep_last} could have removed it only if the newer acknowledged"
                                    f" checkpoints were there; {newer} valid newer ones are)")
-            if excuse is not None:
-                found.add("excused", ordinal, step, f"{reason}; {excuse}", attempt=a)
-            else:
-                found.add("lost", ordinal, step, reason, attempt=a)
+            found.add("lost", ordinal, step, reason, attempt=a)
         retired_total += retired
         per = found.per_ordinal.get(ordinal, collections.Counter())
         seen = volumes.get(ordinal)
@@ -302,7 +306,8 @@ def _summary(valid: verdict.Validity, c: dict[str, int], n_ordinals: int) -> str
     if c["retired_by_retention"]:
         extra.append(f"{c['retired_by_retention']} retired by keep-last")
     if c["excused"]:
-        extra.append(f"{c['excused']} excused by PVC retention policy")
+        extra.append(f"{c['excused']} expected-lost with a deleted claim "
+                     "(retention policy or declared new volume; reasons in details)")
     text = head + (", " + ", ".join(extra) if extra else "")
     if valid == verdict.UNKNOWN and not c["acknowledged"]:
         return f"nothing acknowledged ({c['attempted']} attempts): durability not exercised; " + text

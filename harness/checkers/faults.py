@@ -134,8 +134,72 @@ def check(ops_: Sequence[history.Op], run: facts.RunFacts, exp: expect.Expectati
     impossible, and :func:`harness.checkers.verdict.combine` lets nothing else turn it back
     into a pass. Too many faults is unknown for the same reason: the history is not the run the
     schedule describes.
+
+    The scenario's declared note claims (``exp.fault_notes``: a budget refused an eviction, a
+    drained ordinal sat Pending) are judged here too, on the notes each healed fault recorded:
+    one that does not hold is ``False`` (the system did not do what the scenario claims); one
+    with no healed fault of its nemesis to judge is ``unknown``.
     """
-    del exp  # nothing to configure: a declared fault either happened or it did not
+    base = _took_effect(ops_, run)
+    if not exp.fault_notes:
+        return base
+    claims = _note_claims(ops_, exp.fault_notes)
+    if not claims["broken"] and not claims["unchecked"]:
+        return _with(base, claims, f"; {len(exp.fault_notes)} declared note claim(s) held")
+    if claims["broken"]:
+        return verdict.Verdict(False, f"declared claim(s) did not hold: {'; '.join(claims['broken'])} "
+                               f"({base.summary})", {**base.details, "note_claims": claims})
+    if base.valid is not True:
+        return _with(base, claims, "")
+    return verdict.Verdict(verdict.UNKNOWN, f"declared claim(s) not checked: {'; '.join(claims['unchecked'])} "
+                           f"({base.summary})", {**base.details, "note_claims": claims})
+
+
+def _with(v: verdict.Verdict, claims: dict[str, list[str]], more: str) -> verdict.Verdict:
+    return verdict.Verdict(v.valid, v.summary + more, {**v.details, "note_claims": claims})
+
+
+def _note_claims(ops_: Sequence[history.Op], claims: Sequence[expect.NoteClaim]) -> dict[str, list[str]]:
+    """Each declared claim against the notes of every healed fault of its nemesis: ``held``,
+    ``broken`` (one line each, saying what was seen) and ``unchecked`` (no healed fault of it)."""
+    stops = [op for op in ops_ if op.f == ops.FAULT_STOP and op.type == "ok" and isinstance(op.value, dict)]
+    out: dict[str, list[str]] = {"held": [], "broken": [], "unchecked": []}
+    for claim in claims:
+        mine = [op.value for op in stops if isinstance(op.value, dict) and op.value.get("fault") == claim.fault]
+        if not mine:
+            out["unchecked"].append(f"{claim.describe()}: no healed {claim.fault} fault to judge it on")
+            continue
+        wrong = [w for value in mine if (w := _claim_fails(claim, value))]
+        (out["broken"] if wrong else out["held"]).append(
+            f"{claim.describe()}: " + ("; ".join(wrong) if wrong else f"held on {len(mine)} fault(s)"))
+    return out
+
+
+def _claim_fails(claim: expect.NoteClaim, value: Mapping[str, history.JsonValue]) -> str | None:
+    """Why ``claim`` does not hold for one fault's stop op, or None when it does."""
+    targets = value.get("targets")
+    where = f"{claim.fault} of {', '.join(map(str, targets)) if isinstance(targets, list) else '?'}"
+    notes = value.get("notes")
+    note = notes.get(claim.note) if isinstance(notes, dict) else None
+    if note is None:
+        return f"{where}: its heal recorded no {claim.note!r} note"
+    if claim.rule == "at-least":
+        if isinstance(note, bool) or not isinstance(note, int | float):
+            return f"{where}: {claim.note} is {note!r}, not a number"
+        return None if note >= claim.value else f"{where}: {claim.note} = {note}, expected >= {claim.value}"
+    if not isinstance(note, dict) or not note:
+        return f"{where}: {claim.note} is {note!r}, not a non-empty ordinal → placement map"
+    if claim.rule == "each-pending":
+        off = {k: v for k, v in note.items() if not str(v).startswith("Pending")}
+        return None if not off else f"{where}: ordinal(s) not Pending: " + ", ".join(
+            f"{k} on {v}" for k, v in sorted(off.items()))
+    on_target = set(map(str, targets)) if isinstance(targets, list) else set()
+    off = {k: v for k, v in note.items() if str(v).startswith("Pending") or v == "no pod" or str(v) in on_target}
+    return None if not off else f"{where}: ordinal(s) that did not move to another node: " + ", ".join(
+        f"{k} {v}" for k, v in sorted(off.items()))
+
+
+def _took_effect(ops_: Sequence[history.Op], run: facts.RunFacts) -> verdict.Verdict:
     declared = run.declared_faults
     starts = [p for p in history.pair(op for op in ops_ if op.f in (ops.FAULT_START, ops.FAULT_STOP))
               if p.invoke.f == ops.FAULT_START]

@@ -55,6 +55,7 @@ def check(ops_: Sequence[history.Op], run: facts.RunFacts, exp: expect.Expectati
     added: list[int] = []
     gone: list[int] = []
 
+    compared = (*_COMPARED, "node") if exp.same_node else _COMPARED
     for ordinal in sorted(set(before) | set(after)):
         b, a = before.get(ordinal), after.get(ordinal)
         excuse = retention.claim_deletion_reason(ordinal, run, exp)
@@ -70,7 +71,7 @@ def check(ops_: Sequence[history.Op], run: facts.RunFacts, exp: expect.Expectati
             continue
         changes = [
             Change(field=f, before=getattr(b, f), after=getattr(a, f))
-            for f in _COMPARED
+            for f in compared
             if getattr(b, f) != getattr(a, f)
         ]
         missing = [f for f in ("volume", "volume_id") if getattr(b, f) is None or getattr(a, f) is None]

@@ -58,6 +58,8 @@ class _Ack:
     step: int
     digest: str
     done: float
+    #: the writer process that acknowledged it (one epoch per writer start)
+    epoch: str | None = None
 
 
 def check(ops_: Sequence[history.Op], run: facts.RunFacts, exp: expect.Expectations) -> verdict.Verdict:
@@ -66,7 +68,9 @@ def check(ops_: Sequence[history.Op], run: facts.RunFacts, exp: expect.Expectati
     attempts = list(writes.write_attempts(ops_))
     for a in attempts:
         if a.outcome == "ok" and a.step is not None and a.digest is not None and a.completion is not None:
-            acks[a.ordinal].append(_Ack(a.step, a.digest, a.completion.time))
+            epoch = a.completion.value.get("epoch") if isinstance(a.completion.value, dict) else None
+            acks[a.ordinal].append(_Ack(a.step, a.digest, a.completion.time,
+                                        epoch if isinstance(epoch, str) else None))
         elif a.outcome == "fail" and a.step is not None:
             refused[a.ordinal].add(a.step)
     for lst in acks.values():
@@ -113,10 +117,16 @@ def check(ops_: Sequence[history.Op], run: facts.RunFacts, exp: expect.Expectati
 def _since_last_removal(acks: list[_Ack], periods: Sequence[faults.FaultPeriod], heal_started: dict[int, float],
                         ordinal: int, when: float) -> list[_Ack]:
     """Acks on the volume the ordinal has now: those after the heal of the last fault that took
-    it away began (until then its old pod may still answer; after it, only the new volume can)."""
+    it away began (until then its old pod may still answer; after it, only the new volume can),
+    except those from a writer that was already acknowledging before then — an old pod that
+    finished its in-flight writes on the old volume while the heal deleted it."""
     took = [heal_started.get(p.stop_op, p.end or p.start) if p.stop_op is not None else (p.end or p.start)
             for p in periods if str(ordinal) in p.expected_unavailable and p.start <= when]
-    return [a for a in acks if a.done > max(took)] if took else acks
+    if not took:
+        return acks
+    cut = max(took)
+    old_writers = {a.epoch for a in acks if a.done <= cut and a.epoch is not None}
+    return [a for a in acks if a.done > cut and (a.epoch is None or a.epoch not in old_writers)]
 
 
 def _period_before(periods: Sequence[faults.FaultPeriod], when: float) -> faults.FaultPeriod | None:

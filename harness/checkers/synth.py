@@ -87,13 +87,13 @@ class HistoryBuilder:
         return _Open(ordinal, step, rid, proc, op.index, nbytes)
 
     def end_write(self, w: _Open, outcome: Outcome, *, publish: bool | None = None, digest: str | None = None,
-                  error: str | None = None) -> WriteRecord:
+                  error: str | None = None, epoch: str = "e1") -> WriteRecord:
         """Complete a write. ``publish`` (default: only when ok) puts its checkpoint on the volume."""
         d = digest or digest_of(w.ordinal, w.step, w.request_id)
         done: history.Op | None = None
         if outcome == "ok":
             done = self.record("ok", w.process, ops.WRITE, {
-                "ordinal": w.ordinal, "step": w.step, "digest": d, "bytes": w.nbytes, "epoch": "e1",
+                "ordinal": w.ordinal, "step": w.step, "digest": d, "bytes": w.nbytes, "epoch": epoch,
                 "durable_at": self.now, "request_id": w.request_id,
             })
         elif outcome in ("fail", "info"):
@@ -107,10 +107,10 @@ class HistoryBuilder:
 
     def write(self, ordinal: int, step: int, outcome: Outcome = "ok", *, latency: float = 0.01,
               publish: bool | None = None, process: str | None = None, nbytes: int = 1 << 20,
-              send_step: bool = False, digest: str | None = None) -> WriteRecord:
+              send_step: bool = False, digest: str | None = None, epoch: str = "e1") -> WriteRecord:
         w = self.begin_write(ordinal, step, process=process, nbytes=nbytes, send_step=send_step)
         self.advance(latency)
-        return self.end_write(w, outcome, publish=publish, digest=digest)
+        return self.end_write(w, outcome, publish=publish, digest=digest, epoch=epoch)
 
     def publish(self, ordinal: int, step: int, digest: str | None, request_id: str | None, *, valid: bool = True,
                 problem: str | None = None, manifest_ordinal: int | None = None) -> facts.CheckpointFact:

@@ -85,6 +85,8 @@ BY_NEMESIS: Final[Mapping[str, tuple[Access, ...]]] = {
     "scale": _each("get patch", "statefulsets", "apps", "scale"),
     "rollout-restart": _each("patch", "statefulsets", "apps"),
     "partitioned-update": _each("patch", "statefulsets", "apps"),
+    # claims are listed (never read one by one) and deleted, then the pod: all in ALWAYS already
+    "delete-claim": (*_each("list delete", "persistentvolumeclaims"), *_each("delete", "pods")),
 }
 
 #: Asked of the authorization API itself (any authenticated user may, through system:basic-user).

@@ -13,7 +13,7 @@ import dataclasses
 from collections.abc import Callable, Mapping
 
 from harness.clusters import base as cluster_base
-from harness.nemesis import base, container_kill, context, nodes, pod_kill, setops
+from harness.nemesis import base, claims, container_kill, context, nodes, pod_kill, setops
 
 Factory = Callable[[context.SetContext, Mapping[str, object]], base.Nemesis]
 
@@ -24,6 +24,8 @@ class Entry:
     factory: Factory
     required: frozenset[str] = frozenset()
     needs: cluster_base.Capability | None = None
+    #: a value check beyond the types (an opt-in that must be ``true``), run by :func:`check`
+    validate: Callable[[Mapping[str, object]], None] | None = None
 
 
 NEMESES: Mapping[str, Entry] = {
@@ -38,6 +40,9 @@ NEMESES: Mapping[str, Entry] = {
     setops.ROLLOUT_RESTART: Entry({}, setops.build_restart),
     setops.PARTITIONED_UPDATE: Entry({"partition": int}, setops.build_partitioned,
                                      required=frozenset({"partition"})),
+    # destroys the ordinal's volume: only where a scenario opts in (and declares it expected new)
+    claims.DELETE_CLAIM: Entry({claims.ACCEPT: bool}, claims.build, required=frozenset({claims.ACCEPT}),
+                               validate=claims.check_options),
 }
 
 
@@ -49,6 +54,8 @@ def check(name: str, options: Mapping[str, object]) -> Entry:
     missing = sorted(entry.required - set(options))
     if missing:
         raise base.NemesisError(f"{name}: option(s) {', '.join(missing)} required")
+    if entry.validate is not None:
+        entry.validate(options)
     return entry
 
 

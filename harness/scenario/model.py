@@ -20,6 +20,7 @@ from typing import Final, Literal, get_args
 from harness.checkers import expect, registry
 from harness.clusters import base as cluster_base
 from harness.deploy import spec as deploy_spec
+from harness.nemesis import claims as nemesis_claims
 from harness.scenario import schedule as schedule_mod
 from harness.workload import config as workload_config
 
@@ -144,6 +145,11 @@ class Scenario:
         if unknown:
             raise ScenarioError(f"scenario {self.name}: writer_unsafe_skip {', '.join(unknown)} is not a publish step "
                                 f"({', '.join(workload_config.PROTOCOL_STEPS)})")
+        nemeses = sorted({f.nemesis for f in self.faults.values()})
+        for claim in self.expectations.fault_notes:
+            if claim.fault not in nemeses:
+                raise ScenarioError(f"scenario {self.name}: note claim on {claim.fault!r}, which none of its faults "
+                                    f"uses ({', '.join(nemeses)})")
         self.deploy_spec("probe")  # an unknown or bad deploy option fails here, not mid-run
 
     @property
@@ -182,6 +188,12 @@ class Scenario:
             if ordinal is not None and ordinal >= self.replicas:
                 raise ScenarioError(f"scenario {self.name}: schedule step {i} targets {step.target}, "
                                     f"but the set has ordinals 0..{self.replicas - 1}")
+            if self.faults[step.fault].nemesis == nemesis_claims.DELETE_CLAIM and (
+                    step.target.kind != "ordinal" or ordinal not in self.expectations.new_volumes):
+                declared = sorted(self.expectations.new_volumes)
+                raise ScenarioError(f"scenario {self.name}: schedule step {i} deletes the claim of {step.target}; "
+                                    f"refused unless expectations.new_volumes declares that ordinal's volume "
+                                    f"expected new (declared: {declared or 'none'})")
 
     def settings(self) -> dict[str, object]:
         """What goes into run.json: enough to understand and replay the run."""

@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from harness import facts, probe, report, resume, store, waiting
-from harness.checkers import registry
+from harness.checkers import availability, expect, registry
+from harness.checkers import faults as fault_checker
 from harness.load import runner as load_runner
 from harness.nemesis import base
 from harness.scenario import evidence, model, schedule, system
@@ -62,6 +63,14 @@ class FaultTiming:
     period_s: float
     #: heal completed → every hit ordinal resumed (or its deadline passed)
     resume_s: float
+    hit: tuple[int, ...] = ()
+    #: the scenario's declared hold (inject done → heal starts)
+    hold_s: float = 0.0
+    #: every hit ordinal resumed within the deadline
+    resumed: bool = True
+    #: runner overhead = inject→healed minus the longer of the hold and the hit ordinals' outage the
+    #: probe saw (last good answer → next good answer, clipped to the period: the cluster's own recovery)
+    overhead_s: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +80,14 @@ class Outcome:
     schedule: schedule.Schedule
     timings: tuple[FaultTiming, ...]
     wall_s: float
+    #: first fault's delay started → last fault resumed (the schedule's own time)
+    schedule_s: float = 0.0
+    #: faults healed and resumed, in a run every checker judged valid (else 0)
+    verified_faults: int = 0
+
+    @property
+    def verified_per_hour(self) -> float:
+        return self.verified_faults * 3600.0 / self.schedule_s if self.schedule_s > 0 else 0.0
 
     def failures(self, required: Sequence[str]) -> list[str]:
         """The required checkers that did not say valid, with their summaries."""
@@ -114,7 +131,7 @@ def execute(
     try:
         sut.up()
         before = sut.identity()
-        timings, scaled_down, steps = _faults_under_load(scn, sut, run, steps, progress,
+        timings, scaled_down, steps, schedule_s = _faults_under_load(scn, sut, run, steps, progress,
                                                          until_s=scn.duration_s if timed else None)
         after = sut.identity()
         volumes = sut.read_back()
@@ -136,10 +153,45 @@ def execute(
         sut.down()
     composed = evidence.judge(run, scn.checkers, scn.expectations, progress=progress, attach=attach)
     _report(run.path, progress)
+    timings = _with_overhead(run.path, timings, scn.expectations)
     wall = time.monotonic() - started
-    progress(f"scenario {scn.name}: {wall:.1f}s wall; per fault: "
-             + "; ".join(f"{t.fault} {t.target} {t.period_s:.1f}s + resume {t.resume_s:.1f}s" for t in timings))
-    return Outcome(run.path, composed, steps, tuple(timings), wall)
+    progress(f"scenario {scn.name}: {wall:.1f}s wall; per fault (inject→healed + resume, runner overhead): "
+             + "; ".join(f"{t.fault} {t.target} {t.period_s:.1f}s + resume {t.resume_s:.1f}s"
+                         + (f" (overhead {t.overhead_s:.2f}s)" if t.overhead_s is not None else "")
+                         for t in timings))
+    verified = sum(1 for t in timings if t.resumed) if composed.valid is True else 0
+    done = Outcome(run.path, composed, steps, tuple(timings), wall, schedule_s, verified)
+    overheads = [t.overhead_s for t in timings if t.overhead_s is not None]
+    progress(f"verified faults (healed, resumed, judged valid): {verified} in {schedule_s:.1f}s of schedule = "
+             f"{done.verified_per_hour:.0f}/h"
+             + (f"; runner overhead per fault: mean {sum(overheads) / len(overheads):.2f}s, "
+                f"max {max(overheads):.2f}s" if overheads else "")
+             + ("" if composed.valid is True else " (run not valid: none counted)"))
+    return done
+
+
+def _with_overhead(run_dir: Path, timings: Sequence[FaultTiming],
+                   exp: expect.Expectations) -> list[FaultTiming]:
+    """Each fault's runner overhead from the stored history (None when it cannot be told)."""
+    try:
+        ops_ = store.open_run(run_dir).history()
+    except store.StoreError:
+        return list(timings)
+    periods = fault_checker.fault_periods(ops_)
+    if len(periods) != len(timings):
+        return list(timings)  # not one period per step: no honest pairing
+    spans = availability.outages(ops_, exp.availability)
+    out = []
+    for t, p in zip(timings, periods, strict=True):
+        if p.end is None:
+            out.append(t)
+            continue
+        end = p.end
+        mine = [(max(s0, p.start), min(end if s1 is None else s1, end))
+                for o in t.hit for s0, s1 in spans.get(o, []) if p.overlaps(s0, s1)]
+        outage = max(e for _, e in mine) - min(s0 for s0, _ in mine) if mine else 0.0
+        out.append(dataclasses.replace(t, overhead_s=round(max(0.0, end - p.start - max(t.hold_s, outage)), 3)))
+    return out
 
 
 def _report(run_dir: Path, progress: Progress) -> None:
@@ -155,9 +207,10 @@ def _report(run_dir: Path, progress: Progress) -> None:
 def _faults_under_load(
     scn: model.Scenario, sut: system.System, run: store.Run, steps: schedule.Schedule, progress: Progress, *,
     until_s: float | None,
-) -> tuple[list[FaultTiming], set[int], schedule.Schedule]:
-    """Returns the timings, the scaled-down ordinals and the steps that ran (all of them unless
-    ``until_s`` ended the schedule early; then each was stored just before it ran)."""
+) -> tuple[list[FaultTiming], set[int], schedule.Schedule, float]:
+    """Returns the timings, the scaled-down ordinals, the steps that ran (all of them unless
+    ``until_s`` ended the schedule early; then each was stored just before it ran) and the
+    schedule's own time (first delay started → last fault resumed)."""
     nemeses = {name: sut.nemesis(fault) for name, fault in scn.faults.items()}
     pause = threading.Event()  # never set: waiting on it is the schedule's own delay, not a guess
     spec = load_runner.LoadSpec(
@@ -207,7 +260,8 @@ def _faults_under_load(
             if stuck:
                 progress(f"  ordinals {stuck} did not resume within {RESUME_DEADLINE_S:g}s (the checker judges it)")
             timings.append(FaultTiming(number, step.fault, target, round(healed - began, 3),
-                                       round(time.monotonic() - healed, 3)))
+                                       round(time.monotonic() - healed, 3), tuple(hit), fault.hold_s, not stuck))
+        schedule_s = time.monotonic() - began_faults
         progress(f"faults done; load runs {scn.load.tail_s:g}s more, then stops gracefully")
         tail_end = time.monotonic() + scn.load.tail_s
         while (left := tail_end - time.monotonic()) > 0:
@@ -218,4 +272,4 @@ def _faults_under_load(
         result = load.finish()
         progress(f"locust: {result.requests} requests, {result.failures} failures")
         resume.until_resumed(resume_rec, ordinals, sut.endpoints, None, deadline_s=RESUME_DEADLINE_S)
-    return timings, scaled_down, tuple(ran)
+    return timings, scaled_down, tuple(ran), schedule_s

@@ -17,7 +17,7 @@ def ctx(tmp_path: Path) -> context.SetContext:
 
 
 @pytest.mark.parametrize(("name", "options", "message"), [
-    ("pod-kil", {}, "unknown nemesis 'pod-kil'; known: container-kill, cordon, drain"),
+    ("pod-kil", {}, "unknown nemesis 'pod-kil'; known: container-kill, cordon, delete-claim, drain"),
     ("drain", {"force": True}, "drain: unknown option"),
     ("scale", {}, r"scale: option\(s\) to required"),
     ("scale", {"to": "1"}, "option to must be int"),
@@ -75,3 +75,19 @@ def test_container_kill_refuses_a_pod_outside_the_set(tmp_path: Path) -> None:
         kill.affected(["other-0"])
     with pytest.raises(base.NemesisError, match="'ckpt-3' is not a pod"):
         kill.affected(["ckpt-3"])
+
+
+@pytest.mark.parametrize("pods", [[], [("other-0", "u9")]], ids=["empty node", "only other pods"])
+def test_a_drain_of_a_node_with_none_of_our_pods_is_refused_before_anything_changes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pods: list[tuple[str, str]]) -> None:
+    changed: list[str] = []
+    monkeypatch.setattr(nodes.kube_nodes, "exists", lambda _api, node: True)
+    monkeypatch.setattr(nodes.kube_nodes, "pods_on_node",
+                        lambda _api, _ns, _node, _sel: [nodes.kube_nodes.PodRef(*p) for p in pods])
+    monkeypatch.setattr(nodes.kube_nodes, "set_unschedulable", lambda _api, node, _v: changed.append(f"cordon {node}"))
+    monkeypatch.setattr(nodes.kube_nodes, "drain", lambda *_a, **_k: changed.append("drain"))
+    drain = registry.build("drain", ctx(tmp_path), {})
+    with pytest.raises(base.NemesisError,
+                       match=r"^drain: node\(s\) kubesim-worker3 hold none of chaos-x/ckpt's pods: nothing to drain$"):
+        drain.affected(["kubesim-worker3"])
+    assert changed == []
