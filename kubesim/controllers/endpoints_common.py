@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 Obj = dict[str, Any]
@@ -208,3 +208,14 @@ class TriggerTimeTracker:
     def forget(self, service_key: str) -> None:
         with self._lock:
             self._states.pop(service_key, None)
+
+
+def pod_added_keys(list_services: Callable[[str], list[Obj]], pod: Obj) -> set[str]:
+    """The Services a new pod may join (both controllers' addPod): the informer's namespace list, matched."""
+    namespace = str(meta(pod).get("namespace") or "")
+    return services_for_pod(list_services(namespace), namespace, dict(meta(pod).get("labels") or {}))
+
+
+def pod_updated_keys(list_services: Callable[[str], list[Obj]], old: Obj, new: Obj) -> set[str]:
+    """The Services a changed pod joins, leaves or changes within (both controllers' updatePod)."""
+    return services_to_update_on_pod_change(list_services(str(meta(new).get("namespace") or "")), old, new)

@@ -136,14 +136,11 @@ class EndpointSliceController:
         self.mgr.enqueue(self, common.key(svc))
 
     def _pod_added(self, pod: Obj) -> None:
-        labels = dict(common.meta(pod).get("labels") or {})
-        namespace = str(common.meta(pod).get("namespace") or "")
-        for key in common.services_for_pod(self.services.list(namespace), namespace, labels):
+        for key in common.pod_added_keys(self.services.list, pod):
             self.mgr.enqueue(self, key)
 
     def _pod_updated(self, old: Obj, new: Obj) -> None:
-        namespace = str(common.meta(new).get("namespace") or "")
-        for key in common.services_to_update_on_pod_change(self.services.list(namespace), old, new):
+        for key in common.pod_updated_keys(self.services.list, old, new):
             self.mgr.enqueue(self, key)
 
     def _queue_for_slice(self, es: Obj) -> None:

@@ -12,37 +12,17 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
-import tenacity
+from streaming_support import await_
 
 from kubesim import client
 from kubesim.controllers import scheduler_plugins as sp
 
 Obj = dict[str, Any]
-T = TypeVar("T")
 NODE = "kubesim-worker3"
-
-
-def await_(what: str, probe: Callable[[], T], check: Callable[[T], bool], timeout: float = 30.0) -> T:
-    """Poll ``probe`` until ``check`` holds; the failure names what was awaited and the last value."""
-    last: list[T] = []
-
-    def attempt() -> T:
-        value = probe()
-        last[:] = [value]
-        if not check(value):
-            raise AssertionError("not yet")
-        return value
-
-    try:
-        return tenacity.Retrying(stop=tenacity.stop_before_delay(timeout), wait=tenacity.wait_fixed(0.1),
-                                 reraise=True)(attempt)
-    except AssertionError:
-        raise AssertionError(f"timed out after {timeout}s awaiting {what}; last seen: {last[:1]!r}") from None
 
 
 def _pod(name: str, command: list[str], resources: Obj, *, node: str = NODE, policy: str = "Always") -> Obj:
