@@ -371,13 +371,19 @@ def test_unprivileged_shim_uses_a_user_namespace_and_still_mounts_volumes() -> N
         (base / "vol").mkdir()
         for p in (base, base / "rootfs", base / "vol"):
             p.chmod(0o777)
+        # A non-root kubelet runs the shim as its own user, who can read its own checkout; uid 65534
+        # stands in for that user here but may not read a checkout under a 0700 directory (a
+        # `mktemp -d` clone), so it runs a readable copy of the same stdlib-only script.
+        shim = base / "sandbox.py"
+        shutil.copyfile(containers.SANDBOX, shim)
+        shim.chmod(0o644)
         target = f"/kubesim-k5-{uuid.uuid4().hex[:8]}"
         spec = {"argv": ["sh", "-c", f"echo from-userns > {target}/out; echo pid $$"], "env": {"PATH": "/usr/bin:/bin"},
                 "cwd": "/", "rootfs": str(base / "rootfs"), "mounts": [{"source": str(base / "vol"), "target": target}],
                 "makedirs": [], "hostname": "u", "mode": "auto"}
         r, w = os.pipe()
         proc = subprocess.Popen(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", str(_SYSTEM_PYTHON),
-                                 "-S", "-E", str(containers.SANDBOX), str(w), str(os.getpid())],
+                                 "-S", "-E", str(shim), str(w), str(os.getpid())],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, pass_fds=(w,))
         os.close(w)
         out, _ = proc.communicate(json.dumps(spec).encode(), timeout=30)
