@@ -207,15 +207,23 @@ def test_random_sigkills_never_tear_or_lose_an_atomic_format(
                 if resp.status == 200:
                     with lock:
                         acked[answer["step"]] = (answer["digest"], rid)
+                    round_acked.set()
         finally:
             conn.close()
 
+    round_acked = threading.Event()
     for kill in range(int(os.environ.get("FORMAT_CRASH_KILLS", "4"))):
         w = writer_spawn(tmp_path, "--format", fmt, "--keep-last", "3")
         w.await_ready(60)
+        round_acked.clear()
         threads = [threading.Thread(target=client, args=(w.port, f"k{kill}c{i}"), daemon=True) for i in range(3)]
         for t in threads:
             t.start()
+        # Even kills count from ready (they may land before any write finished, as a boot-time
+        # crash does); odd kills count from the round's first acknowledgement, so the run always
+        # has acknowledged checkpoints to lose however slow the machine is.
+        if kill % 2:
+            assert round_acked.wait(60), f"kill {kill}: the writer acknowledged nothing within 60 s of ready"
         time.sleep(rng.uniform(0.05, 1.5))  # a random moment to kill at: the point of the test
         w.kill()
         for t in threads:
