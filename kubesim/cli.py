@@ -117,6 +117,7 @@ def up(  # noqa: PLR0917 - typer maps each parameter to an option
     crashloop_base: Annotated[str | None, typer.Option(help="first container restart back-off (10s)")] = None,
     crashloop_max: Annotated[str | None, typer.Option(help="container restart back-off cap (300s)")] = None,
     timing: Annotated[str | None, typer.Option(
+        envvar="KUBESIM_TIMING", show_envvar=True,
         help="upstream: readiness probed at initialDelaySeconds then every periodSeconds, pulls take "
              "--image-pull-time, as on a real cluster; fast: readiness retried every 0.1s until it first succeeds "
              "and pulls instant (conformance-style tests only). Default: as recorded by the previous up, else "

@@ -7,6 +7,7 @@ teardown even when tests fail. Other helpers' tests rely on its name and behavio
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -21,6 +22,13 @@ from hypothesis import HealthCheck, settings
 # hold. Properties are judged by their assertions only.
 settings.register_profile("suite", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("suite")
+
+# Clusters the suite starts run kubesim's fast timing (readiness retried every 0.1 s until it first
+# passes, instant image pulls): these tests judge behaviour, not recovery times, and the wait for
+# real probe periods was a third of the suite's time. Tests whose claim is a period or a pull pass
+# ``--timing upstream`` (or their own flags) explicitly; `make run` and scenarios/ keep upstream.
+os.environ.setdefault("KUBESIM_TIMING", "fast")
+os.environ.setdefault("HARNESS_KUBESIM_TIMING", "fast")
 
 
 def start_kubesim(state_dir: Path, *extra: str) -> Path:

@@ -46,9 +46,12 @@ DEFAULT_PERIODS: Mapping[str, str] = {
     "--crashloop-max": "8s",
 }
 
-#: kubesim's timing profile for scenarios: upstream's (probes every periodSeconds, image pulls take time);
-#: ``fast`` exists only for kubesim's own conformance-style tests.
+#: kubesim's timing profile for scenarios: upstream's (probes every periodSeconds, image pulls take time).
+#: ``fast`` (env HARNESS_KUBESIM_TIMING=fast) is for the harness's own plumbing tests, whose claims are
+#: about sessions and reports, not recovery times; every run records the profile it ran under.
 TIMING = "upstream"
+ENV_TIMING = "HARNESS_KUBESIM_TIMING"
+TIMINGS = ("upstream", "fast")
 
 Network = Literal["private", "host"]
 NETWORKS: tuple[Network, ...] = get_args(Network)
@@ -76,6 +79,8 @@ class EmbeddedCluster:
     #: port-forward exactly as on kind; ``host``: a host-wide address range, pods reached directly
     #: (for machines that refuse network namespaces; env HARNESS_KUBESIM_NETWORK)
     network: Network = "private"
+    #: kubesim's timing profile (``upstream`` unless HARNESS_KUBESIM_TIMING says ``fast``)
+    timing: str = TIMING
     _nodes: tuple[str, ...] = ()
     _started: bool = False
     _server: str | None = None
@@ -186,7 +191,7 @@ class EmbeddedCluster:
     def up_command(self) -> list[str]:
         cmd = [sys.executable, "-m", "kubesim", "up", "--state", str(self.state_dir), "--port", "0",
                "--nodes", str(self.node_count), "--nodes-timeout", str(max(10.0, self.start_timeout_s - 15)),
-               "--network", self.network, "--timing", TIMING]
+               "--network", self.network, "--timing", self.timing]
         for flag, value in self.periods.items():
             cmd += [flag, value]
         return cmd
@@ -234,8 +239,8 @@ class EmbeddedCluster:
     def describe(self) -> dict[str, object]:
         missing = self.power_loss_missing()
         return {"kind": self.kind, "name": self.name, "server": self._server, "nodes": list(self._nodes),
-                "state_dir": str(self.state_dir), "periods": dict(self.periods), "timing": TIMING, "reach": self.reach,
-                "network": self.network, "capabilities": sorted(self.capabilities),
+                "state_dir": str(self.state_dir), "periods": dict(self.periods), "timing": self.timing,
+                "reach": self.reach, "network": self.network, "capabilities": sorted(self.capabilities),
                 "power_loss": "offered (lazy storage class)" if missing is None else f"not offered: {missing}"}
 
     def _log_tails(self, output: str) -> str:

@@ -18,6 +18,14 @@ def embedded_network(env: Mapping[str, str] = os.environ) -> embedded.Network:
     return raw
 
 
+def embedded_timing(env: Mapping[str, str] = os.environ) -> str:
+    """kubesim's timing profile: ``upstream`` unless HARNESS_KUBESIM_TIMING says ``fast``."""
+    raw = env.get(embedded.ENV_TIMING, embedded.TIMING) or embedded.TIMING
+    if raw not in embedded.TIMINGS:
+        raise base.ClusterError(f"{embedded.ENV_TIMING}={raw!r} is not one of {', '.join(embedded.TIMINGS)}")
+    return raw
+
+
 #: optional checkpoint libraries the kind session's writer image is built with (``torch,orbax``)
 ENV_WRITER_FORMATS = "HARNESS_WRITER_FORMATS"
 
@@ -35,7 +43,8 @@ def writer_image_formats(env: Mapping[str, str] = os.environ) -> tuple[str, ...]
 def make(chosen: settings.ClusterSettings, *, state_dir: Path) -> base.Cluster:
     """``state_dir`` holds the embedded cluster's store, volumes and logs (unused by other kinds)."""
     if chosen.kind == "embedded":
-        return embedded.EmbeddedCluster(state_dir=state_dir, network=embedded_network())
+        return embedded.EmbeddedCluster(state_dir=state_dir, network=embedded_network(),
+                                         timing=embedded_timing())
     if chosen.kind == "kind":
         return kind.KindCluster(name=chosen.kind_name, kind_path=chosen.kind_path, keep=chosen.keep_cluster,
                                 image_formats=writer_image_formats())

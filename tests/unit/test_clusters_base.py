@@ -44,7 +44,14 @@ def test_up_command_passes_nodes_and_shortened_periods(tmp_path: Path) -> None:
     assert cmd[cmd.index("--nodes") + 1] == "3"
     assert cmd[cmd.index("--node-monitor-grace") + 1] == "4s"
     assert cmd[cmd.index("--toleration-seconds") + 1] == "10"
-    assert cmd[cmd.index("--timing") + 1] == "upstream", "scenarios run with upstream timing, never kubesim's fast one"
+    assert cmd[cmd.index("--timing") + 1] == "upstream", "scenarios run with upstream timing unless told otherwise"
+
+
+def test_timing_is_upstream_unless_the_environment_asks_for_fast_and_a_typo_is_one_line() -> None:
+    assert factory.embedded_timing({}) == "upstream"
+    assert factory.embedded_timing({"HARNESS_KUBESIM_TIMING": "fast"}) == "fast"
+    with pytest.raises(base.ClusterError, match=r"^HARNESS_KUBESIM_TIMING='quick' is not one of upstream, fast$"):
+        factory.embedded_timing({"HARNESS_KUBESIM_TIMING": "quick"})
 
 
 def test_missing_kubesim_module_is_unavailable_not_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
