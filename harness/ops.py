@@ -69,6 +69,9 @@ class FaultValue(TypedDict):
     targets: list[str]
     #: the scenario's declaration, e.g. {"2": "local volume pinned to drained node"}
     expected_unavailable: NotRequired[dict[str, str]]
+    #: the nemesis stops its targets' writers gracefully (SIGTERM): every write they received must
+    #: be answered ok or fail, which the ``shutdown`` checker judges
+    graceful_stop: NotRequired[bool]
 
 
 class ProbeOk(TypedDict):

@@ -4,7 +4,9 @@ A background thread asks every ordinal's ``/readyz`` at a fixed interval and rec
 ``read`` op per ordinal (process ``probe-<n>``): ``ok`` with whether the pod was ready and
 the latest valid step it serves, ``fail`` when it could not answer. The availability
 checker turns these into unavailability windows and recovery times. Endpoints come from the
-same file the load follows, so the probe follows pods that move.
+same file the load follows, so the probe follows pods that move; an ordinal the run expects to
+exist but that has no address (evicted, Pending, not yet ready) is a ``fail`` sample too, so its
+outage is measured rather than skipped.
 
 Stdlib HTTP on purpose: the probe runs inside the pytest process, next to the kubernetes
 client, where locust's gevent patching must never be imported.
@@ -16,7 +18,7 @@ import http.client
 import json
 import threading
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import cast
 
@@ -53,11 +55,13 @@ class Probe:
         recorder: history.HistoryWriter,
         endpoints: Callable[[], Mapping[int, str]],
         *,
+        expected: Iterable[int] = (),
         interval_s: float = 0.25,
         timeout_s: float = 1.0,
     ) -> None:
         self._recorder = recorder
         self._endpoints = endpoints
+        self._expected = frozenset(expected)
         self._interval_s = interval_s
         self._timeout_s = timeout_s
         self._stop = threading.Event()
@@ -82,11 +86,22 @@ class Probe:
         }
         self._recorder.record("ok", ops.READ, cast(history.JsonValue, dict(value)), process=process)
 
+    def _unreachable(self, ordinal: int) -> None:
+        process = probe_process(ordinal)
+        self._recorder.record("invoke", ops.READ, {"ordinal": ordinal}, process=process)
+        self._recorder.record("fail", ops.READ, {"ordinal": ordinal},
+                              error="no address: the ordinal has no ready endpoint to ask", process=process)
+
     def sample_once(self) -> None:
         """One round over every ordinal (the thread's body; public for tests)."""
         with self._lock:
-            for ordinal, url in sorted(self._endpoints().items()):
-                self._sample(ordinal, url)
+            urls = self._endpoints()
+            for ordinal in sorted(self._expected | set(urls)):
+                url = urls.get(ordinal)
+                if url is None:
+                    self._unreachable(ordinal)
+                else:
+                    self._sample(ordinal, url)
             self.rounds += 1
 
     def _run(self) -> None:

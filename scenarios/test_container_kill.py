@@ -6,7 +6,8 @@ shutdown path, where it answers or refuses every in-flight write before exiting.
 
 Proven, for both signals: every acknowledged checkpoint is intact, nothing torn is visible, every
 ordinal keeps its claim, PV and stamp, and after each kill the ordinal resumes, from a new writer
-process in the same pod, from at least its newest acknowledged step.
+process in the same pod, from at least its newest acknowledged step. For SIGTERM also: every write
+in flight when the signal was sent is answered, ok or refused, never left indeterminate.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ SCENARIOS = {
                                               options={"signal": signal})},
         schedule=lambda ctx: schedule.repeat(ctx.seed, "container-kill", schedule.ordinals("ordinal", ctx.replicas),
                                              3, delay_s=(1.0, 3.0)),
+        checkers=(*model.DEFAULT_CHECKERS, "shutdown") if signal == "TERM" else model.DEFAULT_CHECKERS,
     )
     for signal in ("KILL", "TERM")
 }

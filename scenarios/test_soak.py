@@ -5,7 +5,8 @@ scale-downs drawn by weight from one seed, targets resolved live, each step stor
 folder just before it runs (so the file replays exactly what happened), for as long as asked.
 
 Proven: after every fault, every ordinal hit resumes from at least its newest acknowledged step;
-at the end, every acknowledged checkpoint is intact, every ordinal on its own claim and stamp.
+at the end, every acknowledged checkpoint is intact, every ordinal on its own claim and stamp;
+every write in flight at a SIGTERM was answered.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ SCENARIO = model.Scenario(
         schedule.MixEntry("node-crash", 1, schedule.ordinals("node-of", ctx.replicas)),
         schedule.MixEntry("scale", 1, (schedule.Target("set"),)),
     ], 100_000, delay_s=(0.2, 1.0)),
+    checkers=(*model.DEFAULT_CHECKERS, "shutdown"),
     duration_s=600.0,
 )
 

@@ -10,7 +10,8 @@ name theirs explicitly, and neither must be able to forget it: a chaos run whose
 happened would otherwise pass), and stays out of the default set for a run that declares none
 (a plain load run has nothing for it to judge, so its verdicts are not touched). Likewise
 ``resume`` is in the default set only for a history that holds resume ops (scenarios record
-them after every heal; a plain load run has none, and "unknown" there would say nothing).
+them after every heal; a plain load run has none, and "unknown" there would say nothing), and
+``shutdown`` only for a history with a graceful stop (a SIGTERMed writer) to hold to its drain.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 
 from harness import facts, history, ops
-from harness.checkers import availability, durability, expect, faults, identity, perf, resume, verdict
+from harness.checkers import availability, durability, expect, faults, identity, perf, resume, shutdown, verdict
 
 Checker = Callable[[Sequence[history.Op], facts.RunFacts, expect.Expectations], verdict.Verdict]
 
@@ -31,11 +32,13 @@ CHECKERS: Mapping[str, Checker] = {
     "perf": perf.check,
     "faults": faults.check,
     "resume": resume.check,
+    "shutdown": shutdown.check,
 }
 #: the checker :func:`compose` adds or leaves out by what the run declared
 FAULTS = "faults"
 #: in the default set only when the history has something for it
 RESUME = "resume"
+SHUTDOWN = "shutdown"
 #: checkers that judge what was read back from the volumes: without facts they cannot decide
 NEED_FACTS = frozenset({"durability", "identity"})
 
@@ -89,6 +92,8 @@ def compose(
             chosen.remove(FAULTS)
     if names is None and RESUME in chosen and not any(op.f == ops.RESUME for op in ops_):
         chosen.remove(RESUME)
+    if names is None and SHUTDOWN in chosen and not shutdown.graceful_faults(ops_):
+        chosen.remove(SHUTDOWN)
     e = exp if exp is not None else expect.Expectations()
     results: dict[str, verdict.Verdict] = {}
     for name in chosen:

@@ -127,10 +127,12 @@ class HistoryBuilder:
 
     # --- nemesis and probes -----------------------------------------------------------------
     def fault_start(self, fault: str, targets: list[str], expected_unavailable: dict[str, str] | None = None,
-                    *, latency: float = 0.05) -> None:
+                    *, latency: float = 0.05, graceful: bool = False) -> None:
         value: dict[str, history.JsonValue] = {"fault": fault, "targets": list(targets)}
         if expected_unavailable:
             value["expected_unavailable"] = dict(expected_unavailable)
+        if graceful:
+            value["graceful_stop"] = True
         self.record("invoke", ops.NEMESIS_PROCESS, ops.FAULT_START, value)
         self.advance(latency)
         self.record("ok", ops.NEMESIS_PROCESS, ops.FAULT_START, value)

@@ -89,8 +89,20 @@ def classify_response(status: int, body: bytes, invoke: ops.WriteInvoke) -> Outc
     return Outcome("info", error=f"HTTP {status} (publish state unknown): {_snippet(body)!r}")
 
 
+class NotSent(Exception):
+    """The connection could not be opened (refused, unreachable, timed out): not one byte of
+    the request left the client, so nothing can have been published."""
+
+    def __init__(self, cause: OSError) -> None:
+        super().__init__(f"{cause.__class__.__name__}: {cause.strerror or cause}")
+        self.cause = cause
+
+
 def classify_exception(exc: BaseException) -> Outcome:
-    """Anything raised while sending or waiting is indeterminate: the request may have
-    reached the writer and been published."""
+    """A request that never left the client is a ``fail``; anything raised after the connection
+    opened (while sending or waiting) is indeterminate: the request may have reached the writer
+    and been published."""
+    if isinstance(exc, NotSent):
+        return Outcome("fail", error=f"not sent: {exc}")
     message = str(exc) or exc.__class__.__name__
     return Outcome("info", error=f"{exc.__class__.__name__}: {message}")

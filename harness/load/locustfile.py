@@ -28,6 +28,7 @@ import http.client
 import json
 import logging
 import os
+import select
 import signal
 import socket
 import time
@@ -54,6 +55,16 @@ BACKOFF_MIN_S = 0.05
 BACKOFF_MAX_S = 1.0
 #: Reconnect instead of reusing a keep-alive connection idle for longer than this.
 IDLE_RECONNECT_S = 5.0
+
+
+def _closed_by_peer(sock: socket.socket) -> bool:
+    """An idle keep-alive connection that is readable has been closed by the server (or sent
+    something unasked): a request sent down it would be lost, so it is not reused (urllib3's check)."""
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
 
 
 class CheckpointWriteError(Exception):
@@ -304,12 +315,22 @@ class CheckpointWriter(User):
             # failing on it would be recorded as info although it never arrived.
             self._drop(url)
             conn = None
+        if conn is not None and conn.sock is not None and _closed_by_peer(conn.sock):
+            self._drop(url)  # the server closed it while idle (a writer that stopped): reconnect
+            conn = None
         self._last_used[url] = now
         if conn is None:
             parts = urllib.parse.urlsplit(url)
             factory = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
             conn = factory(parts.hostname or "", parts.port, timeout=timeout)
             self._conns[url] = conn
+        if conn.sock is None:
+            # Opened apart from the request, so a refused or unreachable address is told apart
+            # from a request that was sent and then lost: only the latter is indeterminate.
+            try:
+                conn.connect()
+            except OSError as exc:
+                raise classify.NotSent(exc) from exc
         conn.request("POST", "/checkpoints", body=payload, headers={"Content-Type": "application/json"})
         response = conn.getresponse()
         body = response.read()

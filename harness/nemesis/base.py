@@ -32,6 +32,8 @@ class Nemesis(Protocol):
     refuses a target the nemesis cannot hit — so bad input fails before anything is changed.
     A nemesis may also keep ``notes`` (a JSON mapping: evictions a budget refused, the nodes
     pods moved to); :func:`fault` records them with the heal, as proof of what happened.
+    A nemesis that stops writers gracefully (SIGTERM) says so with ``graceful = True``; the fault
+    op then carries ``graceful_stop``, so the ``shutdown`` checker knows what to hold it to.
     """
 
     name: str
@@ -80,6 +82,8 @@ def fault(
     value: ops.FaultValue = {"fault": nemesis.name, "targets": list(targets)}
     if expected_unavailable:
         value["expected_unavailable"] = dict(expected_unavailable)
+    if getattr(nemesis, "graceful", False):
+        value["graceful_stop"] = True
     process = ops.NEMESIS_PROCESS
     payload = cast(history.JsonValue, dict(value))
     recorder.record("invoke", ops.FAULT_START, payload, process=process)

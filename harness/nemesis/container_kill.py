@@ -18,6 +18,7 @@ from harness.nemesis import base, context, serving
 
 CONTAINER_KILL: Final = "container-kill"
 SIGNALS: Final = ("KILL", "TERM", "INT", "QUIT", "HUP", "USR1", "USR2")
+GRACEFUL_SIGNALS: Final = frozenset({"TERM", "INT"})
 #: the writer's container in the StatefulSet's pod template (harness.deploy.manifests)
 WRITER_CONTAINER: Final = "writer"
 
@@ -29,6 +30,8 @@ class ContainerKill:
         self._ctx = ctx
         self._signal = signal
         self.name = f"{CONTAINER_KILL}-{signal.lower()}"
+        #: the writer drains on TERM and INT (harness.workload.stopsignal): a graceful stop
+        self.graceful = signal in GRACEFUL_SIGNALS
         self._before: dict[int, str | None] = {}
 
     def _ordinal(self, target: str) -> int:

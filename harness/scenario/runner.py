@@ -224,7 +224,7 @@ def _faults_under_load(
         run.history_writer("nemesis") as nemesis_rec,
         run.history_writer("probe") as probe_rec,
         run.history_writer("resume") as resume_rec,
-        probe.Probe(probe_rec, sut.endpoints),
+        probe.Probe(probe_rec, sut.endpoints, expected=ordinals),
         load_runner.LoadRun(spec) as load,
     ):
         waiting.until(

@@ -204,6 +204,10 @@ class WriterHandler(http.server.BaseHTTPRequestHandler):
             self.send_response(status, "Outcome Unknown" if status == store.INDETERMINATE_STATUS else None)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
+            if self.writer.readiness().state == "stopping":
+                # Draining: each connection gets this one answer and is closed, so no client sends
+                # its next request down a connection the exit is about to cut.
+                self.send_header("Connection", "close")
             self.end_headers()
             self.wfile.write(data)
         except OSError:  # reset, broken pipe, or a client that does not read its answer (timeout)

@@ -202,6 +202,22 @@ def test_endpoint_that_never_answers_gives_info_on_every_request_within_the_dead
     assert all("RequestDeadline" in (p.completion.error or "") for p in pairs)  # type: ignore[union-attr]
 
 
+def test_a_refused_connection_is_fail_because_nothing_was_sent(tmp_path: Path) -> None:
+    with socket.socket() as closed:  # a port that was free a moment ago: connecting is refused
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    endpoints_file = tmp_path / "endpoints.json"
+    endpoints.write(endpoints_file, {0: f"http://127.0.0.1:{port}"})
+    spec = runner.LoadSpec(endpoints_file=endpoints_file, run_dir=tmp_path / "run", users=1, spawn_rate=50.0,
+                           duration_s=1.0, size_bytes=1024, request_timeout_s=5.0)
+    runner.run(spec)
+    pairs = write_pairs(spec.run_dir)
+    assert pairs, "the load made no request"
+    assert {p.outcome for p in pairs} == {"fail"}, [p.completion for p in pairs]
+    assert all((p.completion.error or "").startswith("not sent: ConnectionRefusedError")  # type: ignore[union-attr]
+               for p in pairs)
+
+
 def test_load_stopped_mid_request_records_info_for_the_request_in_flight(tmp_path: Path) -> None:
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))

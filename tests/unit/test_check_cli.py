@@ -140,7 +140,7 @@ def test_unknown_checker_name_is_refused_before_reading_anything(tmp_path: Path)
     code, _, err = _check(str(tmp_path / "does-not-exist"), "--checker", "durabilty")
     assert code == 2
     assert _one_line(err) == ("error: unknown checker 'durabilty'; "
-                              "known: durability, identity, availability, perf, faults, resume")
+                              "known: durability, identity, availability, perf, faults, resume, shutdown")
 
 
 def test_torn_last_history_line_is_a_warning_and_the_check_goes_on(run_copy: Path) -> None:

@@ -74,6 +74,19 @@ def test_exception_is_info_naming_its_class() -> None:
     assert (outcome.error or "").startswith("ConnectionResetError")
 
 
+@pytest.mark.parametrize("cause", [ConnectionRefusedError(111, "Connection refused"),
+                                   OSError(113, "No route to host"), TimeoutError("timed out")])
+def test_a_request_whose_connection_never_opened_is_fail_naming_the_cause(cause: OSError) -> None:
+    outcome = classify.classify_exception(classify.NotSent(cause))
+    assert outcome.type == "fail"
+    assert (outcome.error or "").startswith(f"not sent: {cause.__class__.__name__}")
+
+
+def test_a_refusal_raised_after_the_connection_opened_stays_info() -> None:
+    """Only the load's own connect step wraps errors in NotSent; a bare one is not trusted."""
+    assert classify.classify_exception(ConnectionRefusedError(111, "Connection refused")).type == "info"
+
+
 def test_200_from_another_ordinal_is_info_naming_the_misrouting() -> None:
     outcome = classify.classify_response(200, body({**RECEIPT, "ordinal": 2}), INVOKE)
     assert outcome.type == "info"

@@ -77,3 +77,15 @@ def test_probe_thread_stops_and_records_nothing_after(tmp_path: Path, server: ht
         n = len(history.read_history(tmp_path / "h"))
         assert n == len(history.read_history(tmp_path / "h"))
     assert n >= 6
+
+
+def test_an_expected_ordinal_without_an_address_is_a_fail_sample_so_its_outage_counts(
+        tmp_path: Path, server: http.server.ThreadingHTTPServer) -> None:
+    """A drained ordinal leaves the endpoints file; the probe must go on recording it as down."""
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    with history.HistoryWriter(tmp_path / "h", "probe") as rec:
+        probe.Probe(rec, lambda: {0: url}, expected=[0, 1]).sample_once()
+    done = [op for op in history.read_history(tmp_path / "h") if op.type != "invoke"]
+    assert [(op.process, op.type) for op in sorted(done, key=lambda op: op.process)] == [
+        ("probe-0", "ok"), ("probe-1", "fail")]
+    assert "no ready endpoint" in (next(op for op in done if op.process == "probe-1").error or "")
