@@ -690,9 +690,10 @@ def kill_container_cmd(
     for node in recorded_nodes(layout):
         entry = read_containers(layout, node).get(key)
         if entry is not None:
+            at = time.time()  # wall clock, so a history's ops can be placed before or after the signal
             if not signal_group(entry, signum):
                 raise _fail(f"container {key} on {node} is no longer running (pid {entry.get('pid')})", 1)
-            typer.echo(f"sent {signum.name} to {key} on {node} (process group {entry.get('pgid')})")
+            typer.echo(f"sent {signum.name} to {key} on {node} (process group {entry.get('pgid')}) at {at:.6f}")
             return
     raise _fail(f"no running container {container!r} of pod {namespace}/{pod} on any node of {layout.root}", 1)
 

@@ -6,9 +6,11 @@ a write that was in flight when the stop began comes back ``ok`` (published) or 
 (``published: false``). An ``info`` there means the writer dropped a request it had: a trainer
 that must now guess whether its checkpoint exists.
 
-In flight at the stop = invoked before the fault's ``start`` invoke and completed after its
-``start`` completion, so the request was out before anything was signalled and the signal was
-sent before it was answered, on an ordinal the fault stopped. Writes invoked later may reach a
+In flight at the stop = invoked before the signal and completed after it, on an ordinal the
+fault stopped. The signal's time is the nemesis's ``signalled_at`` note (the runtime says when it
+sent it, or the latest time known to precede it); without one, the fault's ``start`` invoke, which
+surely precedes it. An earlier line only judges fewer writes, never a write sent after the
+signal. Writes invoked later may reach a
 writer that is gone (the connection is then refused: ``fail``, nothing sent) or race its exit on
 a kept-alive connection; those are counted and reported, not judged, because no client can tell
 a request the writer never read from one it read and dropped.
@@ -52,7 +54,9 @@ def check(ops_: Sequence[history.Op], run: facts.RunFacts, exp: expect.Expectati
     if not stops:
         return verdict.Verdict(verdict.UNKNOWN, "no graceful stop in the history: nothing to judge")
     attempts = list(writes.write_attempts(ops_))
-    heal_end = {p.start_op: p.end for p in faults.fault_periods(ops_)}
+    periods = {p.start_op: p for p in faults.fault_periods(ops_)}
+    healed_by = {p.invoke.index: p.completion for p in history.pair(op for op in ops_ if op.f == ops.FAULT_STOP)
+                 if p.completion is not None}
     dropped: list[str] = []
     per_fault: list[dict[str, object]] = []
     in_flight_total = 0
@@ -60,13 +64,14 @@ def check(ops_: Sequence[history.Op], run: facts.RunFacts, exp: expect.Expectati
         if stop.completion is None or stop.completion.type != "ok":
             continue  # not known to have been sent: the faults checker says so
         hit = _ordinals(stop.invoke.value)
-        began, sent = stop.invoke.time, stop.completion.time
+        period = periods.get(stop.invoke.index)
+        signalled = _signalled_at(period, healed_by, stop.invoke.time)
         mine = [a for a in attempts if a.ordinal in hit]
-        in_flight = [a for a in mine if a.invoke.time < began
-                     and (a.completion is None or a.completion.time > sent)
+        in_flight = [a for a in mine if a.invoke.time < signalled
+                     and (a.completion is None or a.completion.time > signalled)
                      and not (a.completion is not None and _LOAD_STOPPED in (a.completion.error or ""))]
-        healed = heal_end.get(stop.invoke.index) or sent
-        later_info = [a for a in mine if began <= a.invoke.time <= healed and a.outcome == "info"]
+        healed = (period.end if period is not None else None) or stop.completion.time
+        later_info = [a for a in mine if signalled <= a.invoke.time <= healed and a.outcome == "info"]
         lost = [a for a in in_flight if a.outcome == "info"]
         in_flight_total += len(in_flight)
         for a in lost:
@@ -74,7 +79,8 @@ def check(ops_: Sequence[history.Op], run: facts.RunFacts, exp: expect.Expectati
             dropped.append(f"ordinal {a.ordinal}: write {a.request_id} in flight at the graceful stop of op "
                            f"{stop.invoke.index} ended info ({error})")
         per_fault.append({
-            "start_op": stop.invoke.index, "ordinals": sorted(hit), "in_flight": len(in_flight),
+            "start_op": stop.invoke.index, "signalled_at": signalled, "ordinals": sorted(hit),
+            "in_flight": len(in_flight),
             "answered_ok": sum(a.outcome == "ok" for a in in_flight),
             "answered_fail": sum(a.outcome == "fail" for a in in_flight),
             "dropped": len(lost), "later_info": len(later_info),
@@ -90,3 +96,11 @@ def check(ops_: Sequence[history.Op], run: facts.RunFacts, exp: expect.Expectati
     return verdict.Verdict(True, f"{in_flight_total} writes in flight at {len(per_fault)} graceful stop(s), every "
                                  f"one answered; {later} later request(s) raced the exit (info, not judged)", details)
 
+
+def _signalled_at(period: faults.FaultPeriod | None, healed_by: dict[int, history.Op], began: float) -> float:
+    """The earliest ``signalled_at`` the heal recorded for the fault's targets, else ``began``."""
+    stop = healed_by.get(period.stop_op) if period is not None and period.stop_op is not None else None
+    notes = stop.value.get("notes") if stop is not None and isinstance(stop.value, dict) else None
+    times = notes.get("signalled_at") if isinstance(notes, dict) else None
+    found = [float(t) for t in times.values() if isinstance(t, int | float)] if isinstance(times, dict) else []
+    return min(found) if found else began

@@ -93,7 +93,11 @@ class Cluster(Protocol):
 
     def restore_node(self, node: str) -> None: ...
 
-    def kill_container(self, namespace: str, pod: str, container: str, signal: str) -> None: ...
+    def kill_container(self, namespace: str, pod: str, container: str, signal: str) -> float:
+        """Signal the container through the runtime; returns the wall-clock time the signal was sent,
+        or the latest time known to precede it (never a later one: writes invoked before it were
+        in flight at the signal if they completed after it)."""
+        ...
 
     def power_loss(self, node: str) -> Mapping[str, int]:
         """Crash ``node`` and drop what its volumes never made durable; returns what was dropped (counts

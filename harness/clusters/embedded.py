@@ -22,9 +22,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal, get_args
@@ -52,6 +54,9 @@ DEFAULT_PERIODS: Mapping[str, str] = {
 TIMING = "upstream"
 ENV_TIMING = "HARNESS_KUBESIM_TIMING"
 TIMINGS = ("upstream", "fast")
+
+#: the end of ``kubesim node kill-container``'s line: when the signal was sent
+_SIGNALLED_AT = re.compile(r" at (\d+\.\d+)$")
 
 Network = Literal["private", "host"]
 NETWORKS: tuple[Network, ...] = get_args(Network)
@@ -159,9 +164,13 @@ class EmbeddedCluster:
         """Start the node's kubelet again; returns once the Node is Ready."""
         self._node_command("restore", node)
 
-    def kill_container(self, namespace: str, pod: str, container: str, signal: str) -> None:
-        """Signal the container's processes as the runtime would (``crictl stop``/``kill``)."""
-        self._node_command("kill-container", pod, container, "-n", namespace, "--signal", signal)
+    def kill_container(self, namespace: str, pod: str, container: str, signal: str) -> float:
+        """Signal the container's processes as the runtime would (``crictl stop``/``kill``); kubesim
+        says when it sent the signal (``... at <epoch seconds>``)."""
+        before = time.time()
+        out = self._node_command("kill-container", pod, container, "-n", namespace, "--signal", signal)
+        said = _SIGNALLED_AT.search(_last_line(out))
+        return float(said.group(1)) if said else before
 
     def power_loss(self, node: str) -> Mapping[str, int]:
         """Cut the node's power (``kubesim node power-loss``): its kubelet and containers are frozen, its

@@ -75,7 +75,7 @@ class ExistingCluster:
     def restore_node(self, node: str) -> None:
         raise base.not_offered(self, "node-crash")
 
-    def kill_container(self, namespace: str, pod: str, container: str, signal: str) -> None:
+    def kill_container(self, namespace: str, pod: str, container: str, signal: str) -> float:
         raise base.not_offered(self, "kill-container")
 
     def power_loss(self, node: str) -> Mapping[str, int]:

@@ -241,7 +241,7 @@ class KindCluster:
         finally:
             kube_client.close(api)
 
-    def kill_container(self, namespace: str, pod: str, container: str, signal: str) -> None:
+    def kill_container(self, namespace: str, pod: str, container: str, signal: str) -> float:
         """Signal the container through the node's runtime; the pod object stays, the kubelet restarts it."""
         from harness.kube import client as kube_client
         from harness.kube import runtime as kube_runtime
@@ -261,8 +261,10 @@ class KindCluster:
         if len(ids) != 1:
             raise base.ClusterError(f"expected one running container {container} of pod {namespace}/{pod} "
                                     f"(uid {where.uid[:8]}) on {where.node}, the runtime lists {len(ids)}")
+        before = time.time()  # the signal goes out after this, inside the node (same kernel clock)
         self._run([*exec_, *runtime_signal(ids[0], name, where.grace_s)],
                   f"SIG{name} to {namespace}/{pod}/{container} on {where.node}")
+        return before
 
     def power_loss(self, node: str) -> Mapping[str, int]:
         raise base.not_offered(self, "power-loss")

@@ -33,6 +33,9 @@ class ContainerKill:
         #: the writer drains on TERM and INT (harness.workload.stopsignal): a graceful stop
         self.graceful = signal in GRACEFUL_SIGNALS
         self._before: dict[int, str | None] = {}
+        #: recorded with the heal: when each target's signal was sent (wall clock), the line between
+        #: writes in flight at the signal and writes sent after it
+        self.notes: dict[str, dict[str, float]] = {}
 
     def _ordinal(self, target: str) -> int:
         ordinal = self._ctx.ordinal_of_pod(target)
@@ -47,9 +50,11 @@ class ContainerKill:
     def inject(self, targets: Sequence[str]) -> None:
         hit = self.affected(targets)
         self._before = serving.epochs(self._ctx.endpoints_file, hit)
+        signalled = self.notes.setdefault("signalled_at", {})
         for target in targets:
             try:
-                self._ctx.cluster.kill_container(self._ctx.namespace, target, WRITER_CONTAINER, self._signal)
+                signalled[target] = self._ctx.cluster.kill_container(self._ctx.namespace, target, WRITER_CONTAINER,
+                                                                     self._signal)
             except cluster_base.ClusterError as exc:
                 raise base.NemesisError(f"{self.name}: {exc}") from None
             self._ctx.progress(f"sent SIG{self._signal} to {target}/{WRITER_CONTAINER}")

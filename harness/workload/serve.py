@@ -79,10 +79,15 @@ def serve(
         code = 1 if writer.fatal.is_set() else 0
         log.event("stopping", draining_seconds=DRAIN_SECONDS)
         drained = writer.stop(DRAIN_SECONDS)
-        for h, t in [(httpd, http_thread), *zip(extra, extra_threads, strict=True)]:
+        servers = [(httpd, http_thread), *zip(extra, extra_threads, strict=True)]
+        for h, t in servers:
             h.shutdown()
             t.join(timeout=5)
-            h.server_close()
+            h.server_close()  # from here a new connection is refused: the client knows nothing was sent
+        # then every request that did arrive gets its whole answer (503 for the ones after the stop)
+        unanswered = sum(h.wait_answered(cfg.connection_timeout) for h, _t in servers)
+        if unanswered:
+            log.event("stopping.unanswered", requests=unanswered, waited_seconds=cfg.connection_timeout)
     log.event("stopped", drained=drained, exit_code=code)
     return code
 

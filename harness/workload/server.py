@@ -54,6 +54,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
 from harness.workload import api, app, layout, store
@@ -84,6 +85,9 @@ class WriterHTTPServer(http.server.ThreadingHTTPServer):
         self.slots = slots if slots is not None else threading.BoundedSemaphore(self.max_connections)
         self.refused = 0
         self._refusal_logged_at = -REFUSAL_LOG_SECONDS
+        #: requests whose first byte has arrived and whose answer is not yet written
+        self._answering = 0
+        self._answered = threading.Condition()
         body = json.dumps({"error": f"too many connections (at most {self.max_connections}); retry shortly",
                            "published": False}) + "\n"
         self._refusal = (f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
@@ -127,6 +131,23 @@ class WriterHTTPServer(http.server.ThreadingHTTPServer):
                         break
         self.shutdown_request(request)
 
+    def request_started(self) -> None:
+        with self._answered:
+            self._answering += 1
+
+    def request_done(self) -> None:
+        with self._answered:
+            self._answering -= 1
+            self._answered.notify_all()
+
+    def wait_answered(self, timeout: float) -> int:
+        """At shutdown, after the listener closed: wait until every request that arrived has its
+        answer written (a daemon handler thread dies mid-answer when the process exits, leaving
+        the client a cut answer or none). Returns how many were still unanswered at ``timeout``."""
+        with self._answered:
+            self._answered.wait_for(lambda: self._answering == 0, timeout=timeout)
+            return self._answering
+
     def handle_error(self, request: socket.socket | tuple[bytes, socket.socket], client_address: Any) -> None:
         """A client that reset, vanished or timed out is routine: no traceback for it."""
         if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
@@ -143,11 +164,14 @@ class _RequestReader(io.RawIOBase):
     ``timeout`` in total; a read past the deadline raises TimeoutError.
     """
 
-    def __init__(self, sock: socket.socket, timeout: float) -> None:
+    def __init__(self, sock: socket.socket, timeout: float, on_first_byte: Callable[[], None]) -> None:
         super().__init__()
         self._sock = sock
         self._timeout = timeout
         self._deadline: float | None = None
+        self._on_first_byte = on_first_byte
+        #: a request's first byte arrived and its handling has not ended
+        self.in_request = False
 
     def readable(self) -> bool:
         return True
@@ -167,6 +191,9 @@ class _RequestReader(io.RawIOBase):
         n = self._sock.recv_into(buffer)
         if self._deadline is None and n:
             self._deadline = time.monotonic() + self._timeout
+            if not self.in_request:
+                self.in_request = True
+                self._on_first_byte()
         return n
 
 
@@ -185,13 +212,19 @@ class WriterHandler(http.server.BaseHTTPRequestHandler):
         # replace the stdlib's reader (closing it drops its hold on the socket) with one that
         # enforces the per-request deadline; see the module doc
         self.rfile.close()
-        self._reader = _RequestReader(self.connection, self.server.connection_timeout)
+        self._reader = _RequestReader(self.connection, self.server.connection_timeout, self.server.request_started)
         self.rfile = io.BufferedReader(self._reader)
 
     def handle_one_request(self) -> None:
-        """The stdlib's, with the deadline reset for each request (it closes on TimeoutError)."""
+        """The stdlib's, with the deadline reset for each request (it closes on TimeoutError),
+        counted from its first byte to its answer for :meth:`WriterHTTPServer.wait_answered`."""
         self._reader.next_request()
-        super().handle_one_request()
+        try:
+            super().handle_one_request()
+        finally:
+            if self._reader.in_request:
+                self._reader.in_request = False
+                self.server.request_done()
 
     def log_message(self, format: str, *args: object) -> None:
         """Access logs would drown the events; outcomes are logged by the store."""

@@ -225,6 +225,56 @@ def test_sigterm_finishes_in_flight_writes_and_exits_0(memory_volume: Path, writ
     shutil.rmtree(ckdir)  # 256 MiB: do not leave it to pytest's tmp_path retention
 
 
+def _unread_by_server(server_port: int, client_port: int) -> int | None:
+    """Bytes the server side of this loopback connection has not read yet (/proc/net/tcp rx_queue)."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote, queues = fields[1], fields[2], fields[4]
+        if int(local.split(":")[1], 16) == server_port and int(remote.split(":")[1], 16) == client_port:
+            return int(queues.split(":")[1], 16)
+    return None
+
+
+def test_a_request_that_arrived_before_the_exit_gets_its_whole_answer(tmp_path: Path, writer_spawn) -> None:
+    """Regression: once its writes had drained the writer exited, and its (daemon) handler threads
+    died with it mid-request: a client saw its connection cut, no answer or half of one, although
+    its request had arrived. Every request that arrived is answered; after the stop, 503."""
+    w = writer_spawn(tmp_path)
+    w.await_ready()
+    body = json.dumps({"bytes": 1024, "shards": 1}).encode()
+    with socket.create_connection(("127.0.0.1", w.port), timeout=30) as sock:
+        sock.sendall(b"POST /checkpoints HTTP/1.1\r\nHost: writer\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n" % len(body))
+        client_port = sock.getsockname()[1]
+        tenacity.Retrying(
+            stop=tenacity.stop_before_delay(15), wait=tenacity.wait_fixed(0.01), reraise=True,
+            retry=tenacity.retry_if_result(lambda unread: unread != 0),
+        )(lambda: _unread_by_server(w.port, client_port))  # the writer has read the head: the request arrived
+        w.proc.send_signal(signal.SIGTERM)
+        w.await_event("stopping")
+
+        def listening() -> bool:
+            try:
+                socket.create_connection(("127.0.0.1", w.port), timeout=5).close()
+            except ConnectionRefusedError:
+                return False
+            return True
+
+        # the rest of the body only once the writer has closed its listener, the last step before
+        # an exit that would not wait for this request
+        tenacity.Retrying(stop=tenacity.stop_before_delay(15), wait=tenacity.wait_fixed(0.01), reraise=True,
+                          retry=tenacity.retry_if_result(bool))(listening)
+        sock.sendall(body)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, rest = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 503"), answer
+    assert b"Connection: close" in head, head
+    assert json.loads(rest) == {"error": "not ready: shutting down; nothing was published", "published": False}
+    assert w.terminate_wait(timeout=serve.DRAIN_SECONDS + 20) == 0
+
+
 def _tgkill(pid: int, tid: int, sig: signal.Signals) -> None:
     """Send ``sig`` to one thread of another process (what the kernel may choose on its own)."""
     libc = ctypes.CDLL(None, use_errno=True)

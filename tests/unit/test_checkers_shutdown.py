@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness import facts
+from harness import facts, history, ops
 from harness.checkers import expect, registry, shutdown, synth
 from harness.checkers.verdict import Verdict
 
@@ -77,3 +77,30 @@ def test_in_the_default_set_only_for_a_history_with_a_graceful_stop() -> None:
     assert "shutdown" in with_term.verdicts
     without = registry.compose(None, _term_during("ok", graceful=False).ops, facts.RunFacts())
     assert "shutdown" not in without.verdicts
+
+
+def test_the_signal_time_the_heal_recorded_draws_the_line_not_the_faults_start() -> None:
+    """The runtime's signal comes well after the nemesis began (a CLI starts, a node is reached):
+    a write sent in between was in flight at the signal; one sent after it raced the exit."""
+    b = synth.HistoryBuilder()
+    target = {"fault": "container-kill-term", "targets": ["ckpt-2"], "graceful_stop": True}
+    b.record("invoke", ops.NEMESIS_PROCESS, ops.FAULT_START, target)
+    b.advance(0.2)
+    before_signal = b.begin_write(2, 1)
+    b.advance(0.3)
+    signalled = b.now
+    b.advance(0.1)
+    b.record("ok", ops.NEMESIS_PROCESS, ops.FAULT_START, target)
+    after_signal = b.begin_write(2, 2)
+    b.advance(0.05)
+    b.end_write(after_signal, "info", error="BrokenPipeError: [Errno 32] Broken pipe")
+    b.end_write(before_signal, "info", error="RemoteDisconnected: closed")
+    b.record("invoke", ops.NEMESIS_PROCESS, ops.FAULT_STOP, target)
+    b.advance(0.5)
+    notes: dict[str, history.JsonValue] = {"signalled_at": {"ckpt-2": signalled}}
+    b.record("ok", ops.NEMESIS_PROCESS, ops.FAULT_STOP, {**target, "notes": notes})
+    v = _check(b)
+    assert v.valid is False
+    [fault] = v.details["faults"]  # type: ignore[misc]
+    assert (fault["in_flight"], fault["dropped"], fault["later_info"]) == (1, 1, 1)
+    assert fault["signalled_at"] == signalled

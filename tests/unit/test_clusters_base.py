@@ -187,6 +187,19 @@ def test_embedded_capabilities_run_the_kubesim_node_commands(tmp_path: Path, mon
                                                     "--signal", "TERM", "--state", str(tmp_path)]
 
 
+def test_embedded_kill_container_returns_when_kubesim_sent_the_signal(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    said = "sent SIGTERM to ns/ckpt-0/writer on kubesim-worker (process group 41) at 1796449103.512345\n"
+    monkeypatch.setattr(embedded.subprocess, "run", lambda cmd, **_kw: done(0, out=said))
+    cluster = embedded.EmbeddedCluster(state_dir=tmp_path)
+    cluster._started = True
+    assert cluster.kill_container("ns", "ckpt-0", "writer", "TERM") == 1796449103.512345
+    # an older kubesim that does not say: the time before the command, which surely precedes the signal
+    monkeypatch.setattr(embedded.subprocess, "run", lambda cmd, **_kw: done(0, out="sent SIGTERM to ns/ckpt-0/writer"))
+    monkeypatch.setattr(embedded.time, "time", lambda: 1234.5)
+    assert cluster.kill_container("ns", "ckpt-0", "writer", "TERM") == 1234.5
+
+
 def test_embedded_power_loss_runs_kubesim_node_power_loss_and_returns_what_was_dropped(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[list[str]] = []
