@@ -65,7 +65,7 @@ def check(ops_: Sequence[history.Op], run: facts.RunFacts, exp: expect.Expectati
             continue  # not known to have been sent: the faults checker says so
         hit = _ordinals(stop.invoke.value)
         period = periods.get(stop.invoke.index)
-        signalled = _signalled_at(period, healed_by, stop.invoke.time)
+        signalled = _signalled_at(period, healed_by, stop.invoke.time, stop.invoke.value)
         mine = [a for a in attempts if a.ordinal in hit]
         in_flight = [a for a in mine if a.invoke.time < signalled
                      and (a.completion is None or a.completion.time > signalled)
@@ -94,13 +94,18 @@ def check(ops_: Sequence[history.Op], run: facts.RunFacts, exp: expect.Expectati
                                                 "stop(s): the drain was never exercised", details)
     later = sum(int(str(f["later_info"])) for f in per_fault)
     return verdict.Verdict(True, f"{in_flight_total} writes in flight at {len(per_fault)} graceful stop(s), every "
-                                 f"one answered; {later} later request(s) raced the exit (info, not judged)", details)
+                                 f"one answered; {later} sent after a signal got no answer (the writer was gone "
+                                 "or going: info, not judged)", details)
 
 
-def _signalled_at(period: faults.FaultPeriod | None, healed_by: dict[int, history.Op], began: float) -> float:
-    """The earliest ``signalled_at`` the heal recorded for the fault's targets, else ``began``."""
+def _signalled_at(period: faults.FaultPeriod | None, healed_by: dict[int, history.Op], began: float,
+                  value: history.JsonValue) -> float:
+    """The earliest ``signalled_at`` the heal recorded for this fault's targets, else ``began``."""
     stop = healed_by.get(period.stop_op) if period is not None and period.stop_op is not None else None
     notes = stop.value.get("notes") if stop is not None and isinstance(stop.value, dict) else None
     times = notes.get("signalled_at") if isinstance(notes, dict) else None
-    found = [float(t) for t in times.values() if isinstance(t, int | float)] if isinstance(times, dict) else []
-    return min(found) if found else began
+    targets = value.get("targets") if isinstance(value, dict) else None
+    found = [float(t) for target, t in times.items()
+             if isinstance(t, int | float) and isinstance(targets, list) and target in targets
+             ] if isinstance(times, dict) else []
+    return max(began, min(found)) if found else began

@@ -50,7 +50,8 @@ class ContainerKill:
     def inject(self, targets: Sequence[str]) -> None:
         hit = self.affected(targets)
         self._before = serving.epochs(self._ctx.endpoints_file, hit)
-        signalled = self.notes.setdefault("signalled_at", {})
+        signalled: dict[str, float] = {}
+        self.notes = {"signalled_at": signalled}  # this fault's only: the nemesis is reused by the schedule
         for target in targets:
             try:
                 signalled[target] = self._ctx.cluster.kill_container(self._ctx.namespace, target, WRITER_CONTAINER,
