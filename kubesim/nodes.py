@@ -152,21 +152,30 @@ def start_kubelet(layout: state.Layout, node: str, env: dict[str, str] | None = 
                                  start_new_session=True, close_fds=True, env=env)
         finally:
             out.close()
-        _await_identifiable(layout, proc)
+        _await_identifiable(layout, proc, cmd[0])
         data["components"][PREFIX + node] = {"pid": proc.pid, "cmd": cmd}
     return proc.pid
 
 
-def _await_identifiable(layout: state.Layout, proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
-    """Wait until ``/proc/<pid>/cmdline`` shows the new kubelet (or it has already exited).
+def _await_identifiable(layout: state.Layout, proc: subprocess.Popen[bytes], program: str,
+                        timeout: float = 10.0) -> None:
+    """Wait until ``/proc/<pid>/cmdline`` shows the new kubelet, ``program`` itself (or it has exited).
 
     Why: Popen returns once exec closed the close-on-exec pipe, but the kernel maps the new argv only
     after that, so for a moment (long on a loaded machine) the cmdline is empty and
     :func:`state.is_ours` says "not ours". In that window ``restore``'s Ready wait reported "the
-    kubelet exited" and a ``crash`` would find "kubelet (was not running)" and kill nothing.
+    kubelet exited" and a ``crash`` would find "kubelet (was not running)" and kill nothing. In a
+    private network the pid first runs ``nsenter``, whose own exec of the kubelet opens the same
+    window a second time: so the wait is for the kubelet's program, not just for our state dir.
     """
     def settled() -> bool:
-        return proc.poll() is not None or state.is_ours(layout, proc.pid)
+        if proc.poll() is not None:
+            return True
+        try:
+            first = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0", 1)[0]
+        except OSError:
+            return False
+        return first == program.encode() and state.is_ours(layout, proc.pid)
 
     def gave_up(_state: tenacity.RetryCallState) -> None:
         raise RuntimeError(f"kubelet pid {proc.pid} never showed its command line ({proc.args!r}) "

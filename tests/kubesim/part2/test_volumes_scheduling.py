@@ -341,7 +341,7 @@ def test_shared_volume_moves_to_another_node_only_after_the_first_pod_is_gone(cl
     make_pod(cluster.api, ns, "first", "data")
     first_node = scheduled(cluster.api, ns, "first")
     set_cordon(cluster.api, first_node, True)
-    make_pod(cluster.api, ns, "second", "data")
+    make_pod_after_cordon(cluster.api, ns, "second", "data")  # else it may join "first" on its node
     messages = wait_for("FailedScheduling while the first pod holds the volume",
                         lambda: events(cluster.api, ns, "second", "FailedScheduling"))
     assert "2 node(s) can't attach a volume that is already exclusively attached to another node" in messages[-1]

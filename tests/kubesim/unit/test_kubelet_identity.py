@@ -1,0 +1,32 @@
+"""A kubelet is recorded only once its pid runs the kubelet itself, not a launcher that will exec it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kubesim import nodes, state
+
+
+def test_a_launcher_that_execs_the_kubelet_later_is_waited_past(tmp_path: Path) -> None:
+    """Regression: in a private network the pid first runs ``nsenter``, whose command line already
+    names the state dir; recorded then, the kubelet's own exec (an empty command line for a moment)
+    made the Ready wait report "the kubelet exited". Here ``sh`` plays nsenter: it names the state
+    dir and execs the program only when told to."""
+    layout = state.Layout(tmp_path)
+    program = [sys.executable, "-c", "import time; time.sleep(60)", "--state", str(tmp_path)]
+    with subprocess.Popen(["sh", "-c", 'read _ ; exec "$@"', "sh", *program], stdin=subprocess.PIPE) as proc:
+        try:
+            assert proc.stdin is not None
+            assert state.is_ours(layout, proc.pid), "the launcher names the state dir, as nsenter does"
+            with pytest.raises(RuntimeError, match="never showed its command line"):
+                nodes._await_identifiable(layout, proc, sys.executable, timeout=0.3)  # still the launcher
+            proc.stdin.write(b"go\n")
+            proc.stdin.flush()
+            nodes._await_identifiable(layout, proc, sys.executable)
+            assert Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")[0] == sys.executable.encode()
+        finally:
+            proc.kill()
