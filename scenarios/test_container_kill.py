@@ -28,6 +28,8 @@ SCENARIOS = {
         schedule=lambda ctx: schedule.repeat(ctx.seed, "container-kill", schedule.ordinals("ordinal", ctx.replicas),
                                              3, delay_s=(1.0, 3.0)),
         checkers=(*model.DEFAULT_CHECKERS, "shutdown") if signal == "TERM" else model.DEFAULT_CHECKERS,
+        # 4 MiB checkpoints keep writes in the writer when the signal lands: the drain is exercised
+        load=model.LoadProfile(checkpoint_bytes=4 << 20) if signal == "TERM" else model.LoadProfile(),
     )
     for signal in ("KILL", "TERM")
 }

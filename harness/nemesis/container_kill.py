@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Final
 
 from harness.clusters import base as cluster_base
+from harness.kube import stoplog
 from harness.nemesis import base, context, serving
 
 CONTAINER_KILL: Final = "container-kill"
@@ -35,7 +36,7 @@ class ContainerKill:
         self._before: dict[int, str | None] = {}
         #: recorded with the heal: when each target's signal was sent (wall clock), the line between
         #: writes in flight at the signal and writes sent after it
-        self.notes: dict[str, dict[str, float]] = {}
+        self.notes: dict[str, dict[str, object]] = {}
 
     def _ordinal(self, target: str) -> int:
         ordinal = self._ctx.ordinal_of_pod(target)
@@ -50,7 +51,7 @@ class ContainerKill:
     def inject(self, targets: Sequence[str]) -> None:
         hit = self.affected(targets)
         self._before = serving.epochs(self._ctx.endpoints_file, hit)
-        signalled: dict[str, float] = {}
+        signalled: dict[str, object] = {}
         self.notes = {"signalled_at": signalled}  # this fault's only: the nemesis is reused by the schedule
         for target in targets:
             try:
@@ -62,6 +63,12 @@ class ContainerKill:
 
     def heal(self, targets: Sequence[str]) -> None:
         serving.await_new_writers(self.name, self._ctx.endpoints_file, self._before, timeout=self._ctx.heal_timeout_s)
+        if self.graceful:
+            # the stopped writer's own account of what it held: the shutdown checker judges exactly that
+            for target in targets:
+                account = stoplog.previous_account(self._ctx.api, self._ctx.namespace, target, WRITER_CONTAINER)
+                key = "held_at_stop" if not isinstance(account, str) else "stop_account_missing"
+                self.notes.setdefault(key, {})[target] = account
         self._ctx.progress(f"back: {', '.join(targets)} serve from a restarted writer")
 
 

@@ -77,9 +77,12 @@ def serve(
         if received is not None:
             log.event("signal", signal=received.name)
         code = 1 if writer.fatal.is_set() else 0
-        log.event("stopping", draining_seconds=DRAIN_SECONDS)
-        drained = writer.stop(DRAIN_SECONDS)
         servers = [(httpd, http_thread), *zip(extra, extra_threads, strict=True)]
+        # what this stop owes an answer to: a harness that stopped the writer holds it to exactly these
+        held = [h.in_flight() for h, _t in servers]
+        log.event("stopping", draining_seconds=DRAIN_SECONDS, in_flight=sorted(i for ids, _n in held for i in ids),
+                  in_flight_without_id=sum(n for _ids, n in held))
+        drained = writer.stop(DRAIN_SECONDS)
         for h, t in servers:
             h.shutdown()
             t.join(timeout=5)

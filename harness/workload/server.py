@@ -85,8 +85,9 @@ class WriterHTTPServer(http.server.ThreadingHTTPServer):
         self.slots = slots if slots is not None else threading.BoundedSemaphore(self.max_connections)
         self.refused = 0
         self._refusal_logged_at = -REFUSAL_LOG_SECONDS
-        #: requests whose first byte has arrived and whose answer is not yet written
-        self._answering = 0
+        #: requests whose first byte has arrived and whose answer is not yet written, by handler:
+        #: their request_id once the body is parsed (None before, or when the client sent none)
+        self._answering: dict[int, str | None] = {}
         self._answered = threading.Condition()
         body = json.dumps({"error": f"too many connections (at most {self.max_connections}); retry shortly",
                            "published": False}) + "\n"
@@ -131,22 +132,34 @@ class WriterHTTPServer(http.server.ThreadingHTTPServer):
                         break
         self.shutdown_request(request)
 
-    def request_started(self) -> None:
+    def request_started(self, handler: object) -> None:
         with self._answered:
-            self._answering += 1
+            self._answering[id(handler)] = None
 
-    def request_done(self) -> None:
+    def request_identified(self, handler: object, request_id: str | None) -> None:
         with self._answered:
-            self._answering -= 1
+            if id(handler) in self._answering:
+                self._answering[id(handler)] = request_id
+
+    def request_done(self, handler: object) -> None:
+        with self._answered:
+            self._answering.pop(id(handler), None)
             self._answered.notify_all()
+
+    def in_flight(self) -> tuple[list[str], int]:
+        """The request_ids of the requests that have arrived and await their answer, and how many
+        more have no id yet (still arriving, or sent without one): what a stop must answer."""
+        with self._answered:
+            ids = sorted(r for r in self._answering.values() if r is not None)
+            return ids, len(self._answering) - len(ids)
 
     def wait_answered(self, timeout: float) -> int:
         """At shutdown, after the listener closed: wait until every request that arrived has its
         answer written (a daemon handler thread dies mid-answer when the process exits, leaving
         the client a cut answer or none). Returns how many were still unanswered at ``timeout``."""
         with self._answered:
-            self._answered.wait_for(lambda: self._answering == 0, timeout=timeout)
-            return self._answering
+            self._answered.wait_for(lambda: not self._answering, timeout=timeout)
+            return len(self._answering)
 
     def handle_error(self, request: socket.socket | tuple[bytes, socket.socket], client_address: Any) -> None:
         """A client that reset, vanished or timed out is routine: no traceback for it."""
@@ -164,7 +177,7 @@ class _RequestReader(io.RawIOBase):
     ``timeout`` in total; a read past the deadline raises TimeoutError.
     """
 
-    def __init__(self, sock: socket.socket, timeout: float, on_first_byte: Callable[[], None]) -> None:
+    def __init__(self, sock: socket.socket, timeout: float, on_first_byte: Callable[[], object]) -> None:
         super().__init__()
         self._sock = sock
         self._timeout = timeout
@@ -212,7 +225,8 @@ class WriterHandler(http.server.BaseHTTPRequestHandler):
         # replace the stdlib's reader (closing it drops its hold on the socket) with one that
         # enforces the per-request deadline; see the module doc
         self.rfile.close()
-        self._reader = _RequestReader(self.connection, self.server.connection_timeout, self.server.request_started)
+        self._reader = _RequestReader(self.connection, self.server.connection_timeout,
+                                      lambda: self.server.request_started(self))
         self.rfile = io.BufferedReader(self._reader)
 
     def handle_one_request(self) -> None:
@@ -224,7 +238,7 @@ class WriterHandler(http.server.BaseHTTPRequestHandler):
         finally:
             if self._reader.in_request:
                 self._reader.in_request = False
-                self.server.request_done()
+                self.server.request_done(self)
 
     def log_message(self, format: str, *args: object) -> None:
         """Access logs would drown the events; outcomes are logged by the store."""
@@ -397,6 +411,7 @@ class WriterHandler(http.server.BaseHTTPRequestHandler):
         except api.BadRequest as exc:
             self._fail(400, str(exc))
             return
+        self.server.request_identified(self, req.request_id)
         try:
             done = st.publish(req.step, req.bytes, req.shards, req.request_id)
         except store.PublishError as exc:

@@ -208,7 +208,8 @@ def test_sigterm_finishes_in_flight_writes_and_exits_0(memory_volume: Path, writ
     w.await_ready()
     ckdir = layout.checkpoints_dir(memory_volume)
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        pending = pool.submit(w.request, "POST", "/checkpoints", {"bytes": 256 << 20, "shards": 4})
+        pending = pool.submit(w.request, "POST", "/checkpoints", {"bytes": 256 << 20, "shards": 4,
+                                                                    "request_id": "held-at-the-stop"})
         writing = tenacity.Retrying(
             stop=tenacity.stop_before_delay(30), wait=tenacity.wait_fixed(0.001),
             retry=tenacity.retry_if_result(lambda seen: not seen), retry_error_callback=lambda _s: False,
@@ -222,6 +223,9 @@ def test_sigterm_finishes_in_flight_writes_and_exits_0(memory_volume: Path, writ
     found, _ = verify_mod.verify_volume(memory_volume)
     assert [c.valid for c in found.checkpoints] == [True]
     assert any(e["event"] == "stopped" and e["drained"] for e in w.events)
+    [stopping] = [e for e in w.events if e["event"] == "stopping"]
+    assert (stopping["in_flight"], stopping["in_flight_without_id"]) == (["held-at-the-stop"], 0), \
+        "the writer's account of what it held at the signal is what the shutdown checker judges"
     shutil.rmtree(ckdir)  # 256 MiB: do not leave it to pytest's tmp_path retention
 
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import tenacity
 
 from kubesim import nodes, state
 
@@ -21,7 +22,10 @@ def test_a_launcher_that_execs_the_kubelet_later_is_waited_past(tmp_path: Path) 
     with subprocess.Popen(["sh", "-c", 'read _ ; exec "$@"', "sh", *program], stdin=subprocess.PIPE) as proc:
         try:
             assert proc.stdin is not None
-            assert state.is_ours(layout, proc.pid), "the launcher names the state dir, as nsenter does"
+            # the launcher's own argv shows once its exec is done (the window the fix is about)
+            tenacity.Retrying(stop=tenacity.stop_before_delay(10), wait=tenacity.wait_fixed(0.01), reraise=True,
+                              retry=tenacity.retry_if_result(lambda ours: not ours))(
+                lambda: state.is_ours(layout, proc.pid))
             with pytest.raises(RuntimeError, match="never showed its command line"):
                 nodes._await_identifiable(layout, proc, sys.executable, timeout=0.3)  # still the launcher
             proc.stdin.write(b"go\n")
