@@ -178,6 +178,11 @@ def _await_identifiable(layout: state.Layout, proc: subprocess.Popen[bytes], pro
         return first == program.encode() and state.is_ours(layout, proc.pid)
 
     def gave_up(_state: tenacity.RetryCallState) -> None:
+        with contextlib.suppress(ProcessLookupError):  # never leave an unrecorded kubelet running
+            if os.getpgid(proc.pid) == proc.pid:
+                os.killpg(proc.pid, signal.SIGKILL)  # its own session (start_kubelet): the whole group
+            proc.kill()
+        proc.wait()
         raise RuntimeError(f"kubelet pid {proc.pid} never showed its command line ({proc.args!r}) "
                            f"within {timeout:.0f}s")
 

@@ -28,8 +28,9 @@ SCENARIOS = {
         schedule=lambda ctx: schedule.repeat(ctx.seed, "container-kill", schedule.ordinals("ordinal", ctx.replicas),
                                              3, delay_s=(1.0, 3.0)),
         checkers=(*model.DEFAULT_CHECKERS, "shutdown") if signal == "TERM" else model.DEFAULT_CHECKERS,
-        # 4 MiB checkpoints keep writes in the writer when the signal lands: the drain is exercised
-        load=model.LoadProfile(checkpoint_bytes=4 << 20) if signal == "TERM" else model.LoadProfile(),
+        # four writers per ordinal with 4 MiB checkpoints keep writes in the writer when the signal
+        # lands, so the drain is exercised (a stop that held nothing proves nothing about it)
+        load=model.LoadProfile(users=12, checkpoint_bytes=4 << 20) if signal == "TERM" else model.LoadProfile(),
     )
     for signal in ("KILL", "TERM")
 }

@@ -24,6 +24,9 @@ from collections.abc import Mapping, Sequence
 from harness import facts, history, ops
 from harness.checkers import expect, faults, verdict, writes
 
+#: how the load records a request it stopped waiting for (harness/load/locustfile.py RequestDeadline)
+GAVE_UP = "RequestDeadline"
+
 
 def graceful_faults(ops_: Sequence[history.Op]) -> list[history.Pair]:
     """Fault start pairs whose value says the nemesis stopped its targets gracefully."""
@@ -55,6 +58,7 @@ def check(ops_: Sequence[history.Op], run: facts.RunFacts, exp: expect.Expectati
     healed_by = {p.invoke.index: p.completion for p in history.pair(op for op in ops_ if op.f == ops.FAULT_STOP)
                  if p.completion is not None}
     dropped: list[str] = []
+    gave_up: list[str] = []
     missing: list[str] = []
     per_fault: list[dict[str, object]] = []
     held_total = 0
@@ -74,7 +78,11 @@ def check(ops_: Sequence[history.Op], run: facts.RunFacts, exp: expect.Expectati
             held_total += len(held)
             lost = [(rid, by_request.get(rid)) for rid in held]
             for rid, a in lost:
-                if a is None or a.outcome == "info":
+                if a is not None and a.outcome == "info" and a.completion is not None and \
+                        (a.completion.error or "").startswith(GAVE_UP):
+                    gave_up.append(f"{target}: write {rid} (op {stop.invoke.index}): the client stopped waiting "
+                                   "before the writer answered")
+                elif a is None or a.outcome == "info":
                     error = "never recorded" if a is None else (
                         a.completion.error if a.completion else "never completed")
                     dropped.append(f"{target}: write {rid}, held by the writer at its graceful stop (op "
@@ -91,12 +99,15 @@ def check(ops_: Sequence[history.Op], run: facts.RunFacts, exp: expect.Expectati
                                         and a.completion is not None and a.request_id not in held
                                         and stop.invoke.time <= a.completion.time <= ended),
             })
-    details: dict[str, object] = {"faults": per_fault, "dropped": dropped, "accounts_missing": missing}
+    details: dict[str, object] = {"faults": per_fault, "dropped": dropped, "client_gave_up": gave_up,
+                                  "accounts_missing": missing}
     if dropped:
         more = f" (+{len(dropped) - 1} more)" if len(dropped) > 1 else ""
         return verdict.Verdict(False, dropped[0] + more, details)
     if missing:
         return verdict.Verdict(verdict.UNKNOWN, f"what the writer held is unknown: {missing[0]}", details)
+    if gave_up:
+        return verdict.Verdict(verdict.UNKNOWN, f"{gave_up[0]}: whether it was answered is unknown", details)
     if held_total == 0:
         return verdict.Verdict(verdict.UNKNOWN, f"no writer held a write at any of {len(per_fault)} graceful "
                                                 "stop(s): the drain was never exercised", details)

@@ -60,11 +60,12 @@ IDLE_RECONNECT_S = 5.0
 def _closed_by_peer(sock: socket.socket) -> bool:
     """An idle keep-alive connection that is readable has been closed by the server (or sent
     something unasked): a request sent down it would be lost, so it is not reused (urllib3's check)."""
+    poller = select.poll()  # not select.select: it refuses descriptors above 1023
     try:
-        readable, _, _ = select.select([sock], [], [], 0)
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))
     except (OSError, ValueError):
         return True
-    return bool(readable)
 
 
 class CheckpointWriteError(Exception):

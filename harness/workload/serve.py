@@ -13,6 +13,7 @@ import dataclasses
 import ipaddress
 import os
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
@@ -88,7 +89,8 @@ def serve(
             t.join(timeout=5)
             h.server_close()  # from here a new connection is refused: the client knows nothing was sent
         # then every request that did arrive gets its whole answer (503 for the ones after the stop)
-        unanswered = sum(h.wait_answered(cfg.connection_timeout) for h, _t in servers)
+        until = time.monotonic() + cfg.connection_timeout  # one deadline for all, inside the grace period
+        unanswered = sum(h.wait_answered(max(0.0, until - time.monotonic())) for h, _t in servers)
         if unanswered:
             log.event("stopping.unanswered", requests=unanswered, waited_seconds=cfg.connection_timeout)
     log.event("stopped", drained=drained, exit_code=code)

@@ -107,3 +107,17 @@ def test_the_stop_account_is_the_last_stopping_event_of_the_log() -> None:
     assert stoplog.parse(log) == {"ts": 3.0, "in_flight": ["b", "c"], "in_flight_without_id": 1}
     older_writer = '{"ts": 2.0, "event": "stopping", "draining_seconds": 20}'
     assert stoplog.parse(older_writer) is None, "no account is not an empty account"
+
+
+def test_a_held_write_the_client_stopped_waiting_for_is_unknown_not_a_drop() -> None:
+    """The writer may drain for longer than the load waits: its late answer is not a drop."""
+    b = synth.HistoryBuilder()
+    w = b.begin_write(2, 1)
+    b.record("invoke", ops.NEMESIS_PROCESS, ops.FAULT_START, TERM)
+    b.record("ok", ops.NEMESIS_PROCESS, ops.FAULT_START, TERM)
+    b.advance(10.0)
+    b.end_write(w, "info", error="RequestDeadline: no answer within 10.0s")
+    _stop(b, _held(w.request_id))
+    v = _check(b)
+    assert v.valid == "unknown"
+    assert "the client stopped waiting before the writer answered" in v.summary

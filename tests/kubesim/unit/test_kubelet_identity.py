@@ -12,22 +12,29 @@ import tenacity
 from kubesim import nodes, state
 
 
+def _launcher(state_dir: Path) -> subprocess.Popen[bytes]:
+    """``sh`` playing nsenter: it names the state dir and execs the program only when told to."""
+    program = [sys.executable, "-c", "import time; time.sleep(60)", "--state", str(state_dir)]
+    proc = subprocess.Popen(["sh", "-c", 'read _ ; exec "$@"', "sh", *program], stdin=subprocess.PIPE)
+    # the launcher's own argv shows once its exec is done (the window the fix is about)
+    tenacity.Retrying(stop=tenacity.stop_before_delay(10), wait=tenacity.wait_fixed(0.01), reraise=True,
+                      retry=tenacity.retry_if_result(lambda ours: not ours))(
+        lambda: state.is_ours(state.Layout(state_dir), proc.pid))
+    return proc
+
+
 def test_a_launcher_that_execs_the_kubelet_later_is_waited_past(tmp_path: Path) -> None:
     """Regression: in a private network the pid first runs ``nsenter``, whose command line already
     names the state dir; recorded then, the kubelet's own exec (an empty command line for a moment)
-    made the Ready wait report "the kubelet exited". Here ``sh`` plays nsenter: it names the state
-    dir and execs the program only when told to."""
+    made the Ready wait report "the kubelet exited"."""
     layout = state.Layout(tmp_path)
-    program = [sys.executable, "-c", "import time; time.sleep(60)", "--state", str(tmp_path)]
-    with subprocess.Popen(["sh", "-c", 'read _ ; exec "$@"', "sh", *program], stdin=subprocess.PIPE) as proc:
+    with _launcher(tmp_path) as stuck:
+        with pytest.raises(RuntimeError, match="never showed its command line"):
+            nodes._await_identifiable(layout, stuck, sys.executable, timeout=0.3)  # still the launcher
+        assert stuck.returncode is not None, "a launch given up on is killed, never left running unrecorded"
+    with _launcher(tmp_path) as proc:
         try:
             assert proc.stdin is not None
-            # the launcher's own argv shows once its exec is done (the window the fix is about)
-            tenacity.Retrying(stop=tenacity.stop_before_delay(10), wait=tenacity.wait_fixed(0.01), reraise=True,
-                              retry=tenacity.retry_if_result(lambda ours: not ours))(
-                lambda: state.is_ours(layout, proc.pid))
-            with pytest.raises(RuntimeError, match="never showed its command line"):
-                nodes._await_identifiable(layout, proc, sys.executable, timeout=0.3)  # still the launcher
             proc.stdin.write(b"go\n")
             proc.stdin.flush()
             nodes._await_identifiable(layout, proc, sys.executable)
