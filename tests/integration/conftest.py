@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 import tenacity
 
+from harness.clusters import base, embedded
+
 #: the lean entry point (same flags as `harness writer serve`, starts ~4x faster)
 LEAN_ENTRY = [sys.executable, "-m", "harness.workload", "serve"]
 CLI_ENTRY = [sys.executable, "-m", "harness", "writer", "serve"]
@@ -175,3 +177,14 @@ def writer_command() -> Any:
 def writer_environment() -> Any:
     """``writer_environment(ordinal, **extra)``: the environment a pod spec would give the writer."""
     return writer_env
+
+
+@pytest.fixture(scope="module")
+def one_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[embedded.EmbeddedCluster]:
+    """A one-node embedded cluster for one test module (skipped where kubesim cannot run here)."""
+    cluster = embedded.EmbeddedCluster(state_dir=tmp_path_factory.mktemp("kubesim-one-node"), node_count=1)
+    try:
+        with base.running(cluster):
+            yield cluster
+    except base.ClusterUnavailable as exc:
+        pytest.skip(str(exc))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import http.client
 import json
 import urllib.parse
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,16 +27,6 @@ from harness.load import endpoints as endpoints_file
 pytestmark = [pytest.mark.slow, pytest.mark.kubesim, pytest.mark.timeout(120)]
 
 NAMESPACE = "endpoints-follow"
-
-
-@pytest.fixture(scope="module")
-def one_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[embedded.EmbeddedCluster]:
-    cluster = embedded.EmbeddedCluster(state_dir=tmp_path_factory.mktemp("kubesim-endpoints"), node_count=1)
-    try:
-        with base.running(cluster):
-            yield cluster
-    except base.ClusterUnavailable as exc:
-        pytest.skip(str(exc))
 
 
 def get_identity(url: str) -> tuple[int, dict[str, object]]:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import http.client
 import json
 import urllib.parse
-from collections.abc import Iterator
 
 import pytest
 from kubernetes import client as k8s
 
-from harness.clusters import base, embedded
+from harness.clusters import embedded
 from harness.deploy import direct, manifests
 from harness.deploy import spec as deploy_spec
 from harness.kube import client as kube_client
@@ -63,16 +62,6 @@ def test_exit_code_is_read_from_the_verify_container() -> None:
                                            exit_code=1)))
     assert volumes.exit_code(k8s.V1Pod(status=k8s.V1PodStatus(container_statuses=[terminated]))) == 1
     assert volumes.exit_code(k8s.V1Pod(status=k8s.V1PodStatus())) is None
-
-
-@pytest.fixture(scope="module")
-def one_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[embedded.EmbeddedCluster]:
-    cluster = embedded.EmbeddedCluster(state_dir=tmp_path_factory.mktemp("kubesim-one-node"), node_count=1)
-    try:
-        with base.running(cluster):
-            yield cluster
-    except base.ClusterUnavailable as exc:
-        pytest.skip(str(exc))
 
 
 def post_checkpoint(url: str, step: int) -> dict[str, object]:
