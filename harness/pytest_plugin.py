@@ -290,7 +290,13 @@ def cluster(
     """
     from harness.clusters import base, factory
 
-    made = factory.make(cluster_settings, state_dir=tmp_path_factory.mktemp("embedded-cluster"))
+    refused: str | None = None
+    try:
+        made = factory.make(cluster_settings, state_dir=tmp_path_factory.mktemp("embedded-cluster"))
+    except base.ClusterError as exc:  # a setting from the environment it cannot use: one line, nothing started
+        refused = str(exc)
+    if refused is not None:  # outside the except: pytest would print the chained traceback
+        pytest.fail(f"cluster not made: {refused}", pytrace=False)
     print(f"\nstarting the {made.kind} cluster for this session")
     try:
         problem: base.ClusterError | None = None

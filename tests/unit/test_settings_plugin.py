@@ -78,6 +78,18 @@ def test_an_unreachable_cluster_fails_the_scenario_in_one_line_without_a_chained
     assert "During handling of the above exception" not in result.stdout.str()
 
 
+def test_an_unusable_cluster_setting_from_the_environment_fails_in_one_line(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytester.makeconftest('pytest_plugins = ["harness.pytest_plugin"]')
+    pytester.makepyfile("def test_needs_cluster(cluster):\n    pass\n")
+    monkeypatch.setenv("HARNESS_KUBESIM_TIMING", "quick")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["cluster not made: HARNESS_KUBESIM_TIMING='quick' is not one of upstream, fast"])
+    assert "Traceback" not in result.stdout.str()
+    assert "raise base.ClusterError" not in result.stdout.str()
+
+
 def test_an_interrupted_session_never_overwrites_the_last_html_report(pytester: pytest.Pytester) -> None:
     pytester.makeconftest('pytest_plugins = ["harness.pytest_plugin"]')
     pytester.makepyfile(test_ok="def test_ok():\n    pass\n")
