@@ -8,10 +8,11 @@ not bump resourceVersions or wake controllers.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Literal, cast
 
 import pydantic
@@ -214,6 +215,18 @@ def contains(live: object, desired: object) -> bool:
             return False
         return all(contains(left, right) for left, right in zip(live, desired, strict=True))
     return bool(live == desired)
+
+
+@contextlib.contextmanager
+def api_errors(error: type[Exception], refused: str, unreachable: str) -> Iterator[None]:
+    """The client's two failures as ``error``, one line each: the API server's answer after
+    ``refused``, the transport's failure after ``unreachable`` (no chained traceback)."""
+    try:
+        yield
+    except k8s_exceptions.ApiException as exc:
+        raise error(f"{refused} ({describe_api_error(exc)})") from None
+    except urllib3_exceptions.HTTPError as exc:
+        raise error(f"{unreachable} ({exc})") from None
 
 
 def describe_api_error(exc: k8s_exceptions.ApiException) -> str:

@@ -7,8 +7,6 @@ from __future__ import annotations
 import dataclasses
 
 from kubernetes import client as k8s_client
-from kubernetes.client import exceptions as k8s_exceptions
-from urllib3 import exceptions as urllib3_exceptions
 
 from harness.kube import apply as kube_apply
 
@@ -31,12 +29,8 @@ class ClaimState:
 def read_claim(api: k8s_client.ApiClient, namespace: str, name: str) -> ClaimState | None:
     """The claim ``name`` (None: there is none); a list rather than a get, the namespace being the run's own."""
     core = k8s_client.CoreV1Api(api)
-    try:
+    with kube_apply.api_errors(ClaimError, f"cannot read claim {name}", "cannot reach the API server"):
         items = core.list_namespaced_persistent_volume_claim(namespace).items
-    except k8s_exceptions.ApiException as exc:
-        raise ClaimError(f"cannot read claim {name} ({kube_apply.describe_api_error(exc)})") from None
-    except urllib3_exceptions.HTTPError as exc:
-        raise ClaimError(f"cannot reach the API server ({exc})") from None
     for claim in items:
         meta = claim.metadata
         if meta is None or meta.name != name:
@@ -52,22 +46,16 @@ def read_claim(api: k8s_client.ApiClient, namespace: str, name: str) -> ClaimSta
 def delete_claim(api: k8s_client.ApiClient, namespace: str, name: str, uid: str) -> None:
     """Delete exactly the claim with this uid (a precondition: never a newer claim of the same name)."""
     body = k8s_client.V1DeleteOptions(preconditions=k8s_client.V1Preconditions(uid=uid))
-    try:
+    with kube_apply.api_errors(ClaimError, f"delete claim {name} refused",
+                               f"delete claim {name}: cannot reach the API server"):
         k8s_client.CoreV1Api(api).delete_namespaced_persistent_volume_claim(name, namespace, body=body)
-    except k8s_exceptions.ApiException as exc:
-        raise ClaimError(f"delete claim {name} refused ({kube_apply.describe_api_error(exc)})") from None
-    except urllib3_exceptions.HTTPError as exc:
-        raise ClaimError(f"delete claim {name}: cannot reach the API server ({exc})") from None
 
 
 def claim_template(api: k8s_client.ApiClient, namespace: str, statefulset: str) -> str:
     """The name of the set's one claim template (``data``)."""
-    try:
+    with kube_apply.api_errors(ClaimError, f"read StatefulSet {statefulset} refused",
+                               f"read StatefulSet {statefulset}: cannot reach the API server"):
         sts = k8s_client.AppsV1Api(api).read_namespaced_stateful_set(statefulset, namespace)
-    except k8s_exceptions.ApiException as exc:
-        raise ClaimError(f"read StatefulSet {statefulset} refused ({kube_apply.describe_api_error(exc)})") from None
-    except urllib3_exceptions.HTTPError as exc:
-        raise ClaimError(f"read StatefulSet {statefulset}: cannot reach the API server ({exc})") from None
     templates = (sts.spec.volume_claim_templates if sts.spec is not None else None) or []
     if len(templates) != 1 or templates[0].metadata is None or not templates[0].metadata.name:
         raise ClaimError("the set must have exactly one named claim template")

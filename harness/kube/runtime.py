@@ -15,7 +15,6 @@ import datetime
 
 from kubernetes import client as k8s_client
 from kubernetes.client import exceptions as k8s_exceptions
-from urllib3 import exceptions as urllib3_exceptions
 
 from harness.kube import apply as kube_apply
 from harness.kube import wait as kube_wait
@@ -39,12 +38,9 @@ class PodPlacement:
 
 def placement(api: k8s_client.ApiClient, namespace: str, pod: str) -> PodPlacement:
     """The node a pod is bound to, its uid and its grace period; refuses a pod on no node."""
-    try:
+    with kube_apply.api_errors(RuntimeTargetError, f"cannot read pod {namespace}/{pod}",
+                               f"cannot reach the API server to read pod {namespace}/{pod}"):
         live = k8s_client.CoreV1Api(api).read_namespaced_pod(pod, namespace)
-    except k8s_exceptions.ApiException as exc:
-        raise RuntimeTargetError(f"cannot read pod {namespace}/{pod} ({kube_apply.describe_api_error(exc)})") from None
-    except urllib3_exceptions.HTTPError as exc:
-        raise RuntimeTargetError(f"cannot reach the API server to read pod {namespace}/{pod} ({exc})") from None
     spec = live.spec
     if spec is None or not spec.node_name:
         raise RuntimeTargetError(f"pod {namespace}/{pod} is not bound to a node (nothing runs it)")

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+import urllib3
 from kubernetes import client
 
 from harness.kube import apply, wait
@@ -142,3 +143,19 @@ def test_unreachable_server_inside_a_wait_is_remembered() -> None:
 
     with pytest.raises(wait.WaitTimeout, match=r"last seen: cannot reach the API server \(connection refused\)$"):
         wait.until("x", probe, timeout=0.2, interval=0.05)
+
+
+def test_api_errors_become_the_callers_error_in_one_line_without_a_chain() -> None:
+    class Refused(Exception):
+        pass
+
+    said = ("delete claim data-ckpt-1 refused", "delete claim: unreachable")
+    refusal = client.exceptions.ApiException(status=403, reason="Forbidden")
+    with pytest.raises(Refused, match=r"^delete claim data-ckpt-1 refused \(403 Forbidden\)$") as got, \
+            apply.api_errors(Refused, *said):
+        raise refusal
+    assert got.value.__suppress_context__
+    timeout = urllib3.exceptions.ReadTimeoutError(None, "/", "timed out")  # type: ignore[arg-type]
+    with pytest.raises(Refused, match=r"^delete claim: unreachable \(.*timed out.*\)$"), \
+            apply.api_errors(Refused, *said):
+        raise timeout
